@@ -1,0 +1,430 @@
+"""A real local Kubernetes control plane: etcd, kube-apiserver and kube-controller-manager.
+
+The binaries are built from Go modules (see build-binaries.sh) or taken from KUBEBUILDER_ASSETS.
+The API server runs with real TLS, RBAC authorization and a token-authenticated admin; the
+controller manager runs the garbage collector and the namespace controller. CloudNativePG's CRDs
+come from the CNPG Go module through the Go module proxy; this project's CRDs from crds/.
+"""
+
+from __future__ import annotations
+
+import base64
+import ctypes
+import json
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from devcluster.pki import create_pki
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+BUILD_SCRIPT = Path(__file__).resolve().parent / "build-binaries.sh"
+CNPG_MODULE = "github.com/cloudnative-pg/cloudnative-pg"
+CNPG_VERSION = os.environ.get("CNPG_MCP_CNPG_VERSION", "v1.30.0")
+START_TIMEOUT = float(os.environ.get("CNPG_MCP_START_TIMEOUT", "90"))
+
+
+class ControlPlaneError(RuntimeError):
+    """The control plane could not be built or started; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class Binaries:
+    etcd: Path
+    kube_apiserver: Path
+    kube_controller_manager: Path
+
+
+@dataclass
+class ControlPlane:
+    """A running control plane. Serialisable to state.json so `devcluster down` can stop it."""
+
+    state_dir: Path
+    server: str
+    kubeconfig: Path
+    ca_file: Path
+    admin_token: str
+    pids: dict[str, int] = field(default_factory=dict)
+
+    def api_client(self) -> Any:
+        """A new kubernetes.client.ApiClient logged in as the admin."""
+        from kubernetes import config  # noqa: PLC0415  (heavy import, only when asked)
+
+        return config.new_client_from_config(config_file=str(self.kubeconfig))
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data.update(state_dir=str(self.state_dir), kubeconfig=str(self.kubeconfig), ca_file=str(self.ca_file))
+        return json.dumps(data, indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> ControlPlane:
+        data = json.loads(text)
+        return cls(
+            state_dir=Path(data["state_dir"]),
+            server=data["server"],
+            kubeconfig=Path(data["kubeconfig"]),
+            ca_file=Path(data["ca_file"]),
+            admin_token=data["admin_token"],
+            pids={k: int(v) for k, v in data["pids"].items()},
+        )
+
+    def stop(self) -> None:
+        stop_processes(self.pids, self.state_dir)
+        self.pids.clear()
+
+
+# --------------------------------------------------------------------------- binaries and CRDs
+
+
+def locate_binaries() -> Binaries:
+    """Use KUBEBUILDER_ASSETS when set (envtest convention), else build or reuse the cached build."""
+    assets = os.environ.get("KUBEBUILDER_ASSETS")
+    built: Path | None = None
+    if assets:
+        folder = Path(assets)
+        etcd, apiserver = folder / "etcd", folder / "kube-apiserver"
+        if not (etcd.is_file() and apiserver.is_file()):
+            raise ControlPlaneError(f"KUBEBUILDER_ASSETS={assets} must hold etcd and kube-apiserver")
+        kcm = folder / "kube-controller-manager"
+        if not kcm.is_file():  # envtest ships no controller manager: build ours
+            built = build_binaries()
+            kcm = built / "kube-controller-manager"
+        return Binaries(etcd, apiserver, kcm)
+    built = build_binaries()
+    return Binaries(built / "etcd", built / "kube-apiserver", built / "kube-controller-manager")
+
+
+def build_binaries() -> Path:
+    result = subprocess.run(["bash", str(BUILD_SCRIPT)], stdout=subprocess.PIPE, text=True, check=False)
+    if result.returncode != 0:
+        raise ControlPlaneError(
+            "building etcd/kube-apiserver/kube-controller-manager from Go modules failed "
+            f"(exit {result.returncode}); see the go output above. Go and the Go module proxy are required."
+        )
+    return Path(result.stdout.strip().splitlines()[-1])
+
+
+def cnpg_crd_files(version: str = CNPG_VERSION) -> list[Path]:
+    """CloudNativePG's CRDs from its Go module (config/crd/bases), downloaded through the module proxy."""
+    result = subprocess.run(
+        ["go", "mod", "download", "-json", f"{CNPG_MODULE}@{version}"],
+        capture_output=True, text=True, check=False, cwd=REPO_ROOT / "devcluster",
+        env={**os.environ, "GOFLAGS": "-mod=mod"},
+    )
+    if result.returncode != 0:
+        raise ControlPlaneError(f"go mod download {CNPG_MODULE}@{version} failed: {result.stderr.strip()}")
+    bases = Path(json.loads(result.stdout)["Dir"]) / "config" / "crd" / "bases"
+    files = sorted(bases.glob("postgresql.cnpg.io_*.yaml"))
+    if not files:
+        raise ControlPlaneError(f"no CRDs found in {bases}")
+    return files
+
+
+def project_crd_files() -> list[Path]:
+    return sorted((REPO_ROOT / "crds").glob("*.yaml"))
+
+
+def load_crds(files: Iterable[Path]) -> list[dict[str, Any]]:
+    crds: list[dict[str, Any]] = []
+    for path in files:
+        for doc in yaml.safe_load_all(path.read_text()):
+            if isinstance(doc, dict) and doc.get("kind") == "CustomResourceDefinition":
+                crds.append(doc)
+    return crds
+
+
+# --------------------------------------------------------------------------- processes
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _die_with_parent() -> None:
+    """Ask the kernel to kill this child when the process that started it dies (PR_SET_PDEATHSIG)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGKILL)
+
+
+def spawn(name: str, args: Sequence[str], state_dir: Path, *, detach: bool) -> subprocess.Popen[bytes]:
+    log = (state_dir / f"{name}.log").open("ab")
+    return subprocess.Popen(
+        list(args),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+        preexec_fn=None if detach else _die_with_parent,  # noqa: PLW1509 (only prctl, no locks)
+    )
+
+
+def _is_ours(pid: int, state_dir: Path) -> bool:
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return False
+    return str(state_dir) in cmdline or "cnpg_simulator" in cmdline or "postgres" in cmdline
+
+
+def stop_processes(pids: dict[str, int], state_dir: Path, timeout: float = 15.0) -> None:
+    """SIGTERM every process (in reverse start order), then SIGKILL what is left."""
+    alive = [pid for pid in reversed(list(pids.values())) if _is_ours(pid, state_dir)]
+    for pid in alive:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        _reap()
+        alive = [pid for pid in alive if _exists(pid)]
+        if not alive:
+            return
+        time.sleep(0.1)
+    for pid in alive:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    _reap()
+
+
+def _exists(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "State:\tZ" not in status
+
+
+def _reap() -> None:
+    try:
+        while os.waitpid(-1, os.WNOHANG)[0] > 0:
+            pass
+    except ChildProcessError:
+        pass
+
+
+def _log_tail(state_dir: Path, name: str, lines: int = 30) -> str:
+    path = state_dir / f"{name}.log"
+    if not path.exists():
+        return "(no log)"
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+# --------------------------------------------------------------------------- readiness
+
+
+def _wait_http_ok(url: str, context: ssl.SSLContext | None, what: str, proc: subprocess.Popen[bytes],
+                  state_dir: Path, timeout: float = START_TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise ControlPlaneError(f"{what} exited with {proc.returncode}:\n{_log_tail(state_dir, what)}")
+        try:
+            with urllib.request.urlopen(url, timeout=2, context=context) as response:  # noqa: S310
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError) as exc:
+            last = str(exc)
+        time.sleep(0.2)
+    raise ControlPlaneError(f"{what} not ready after {timeout:.0f}s ({last}):\n{_log_tail(state_dir, what)}")
+
+
+def install_crds(api_client: Any, crds: Sequence[dict[str, Any]]) -> None:
+    """Create or replace each CRD, then wait until it is Established and served by discovery."""
+    from kubernetes import client  # noqa: PLC0415
+    from kubernetes.client.exceptions import ApiException  # noqa: PLC0415
+
+    ext = client.ApiextensionsV1Api(api_client)
+    for crd in crds:
+        name = crd["metadata"]["name"]
+        try:
+            ext.create_custom_resource_definition(body=crd)
+        except ApiException as exc:
+            if exc.status != 409:
+                raise ControlPlaneError(f"installing CRD {name} failed: {exc.status} {exc.reason}") from exc
+            live = ext.read_custom_resource_definition(name)
+            body = dict(crd)
+            body["metadata"] = {**crd["metadata"], "resourceVersion": live.metadata.resource_version}
+            ext.replace_custom_resource_definition(name, body=body)
+    deadline = time.monotonic() + START_TIMEOUT
+    pending = {crd["metadata"]["name"]: crd for crd in crds}
+    while pending and time.monotonic() < deadline:
+        for name, crd in list(pending.items()):
+            live = ext.read_custom_resource_definition(name)
+            conditions = {c.type: c.status for c in (live.status.conditions or [])}
+            if conditions.get("Established") == "True" and _discoverable(api_client, crd):
+                del pending[name]
+        if pending:
+            time.sleep(0.1)
+    if pending:
+        raise ControlPlaneError(f"CRDs not established/discoverable: {sorted(pending)}")
+
+
+def _discoverable(api_client: Any, crd: dict[str, Any]) -> bool:
+    from kubernetes import client  # noqa: PLC0415
+    from kubernetes.client.exceptions import ApiException  # noqa: PLC0415
+
+    group, plural = crd["spec"]["group"], crd["spec"]["names"]["plural"]
+    for version in crd["spec"]["versions"]:
+        if not version.get("served", True):
+            continue
+        try:
+            resources = client.CustomObjectsApi(api_client).get_api_resources(group, version["name"])
+        except ApiException:
+            return False
+        if plural not in {r.name for r in resources.resources}:
+            return False
+    return True
+
+
+def _wait_for_default_namespace(api_client: Any) -> None:
+    from kubernetes import client  # noqa: PLC0415
+    from kubernetes.client.exceptions import ApiException  # noqa: PLC0415
+
+    core = client.CoreV1Api(api_client)
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        try:
+            core.read_namespace("default")
+            return
+        except ApiException:
+            time.sleep(0.2)
+    raise ControlPlaneError("namespace 'default' never appeared")
+
+
+# --------------------------------------------------------------------------- start
+
+
+def write_kubeconfig(path: Path, server: str, ca_file: Path, token: str, namespace: str = "default") -> None:
+    ca_data = base64.b64encode(ca_file.read_bytes()).decode()
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "cnpg-mcp-dev", "cluster": {"server": server,
+                                                          "certificate-authority-data": ca_data}}],
+        "users": [{"name": "admin", "user": {"token": token}}],
+        "contexts": [{"name": "cnpg-mcp-dev",
+                      "context": {"cluster": "cnpg-mcp-dev", "user": "admin", "namespace": namespace}}],
+        "current-context": "cnpg-mcp-dev",
+    }
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    path.chmod(0o600)
+
+
+def start(state_dir: Path, *, detach: bool = False, extra_crd_files: Sequence[Path] = ()) -> ControlPlane:
+    """Start etcd, kube-apiserver and kube-controller-manager; install CRDs; return when usable.
+
+    With detach=False the processes die with the calling process (tests); with detach=True they
+    outlive it (`make cluster`), and `stop()` / `devcluster down` ends them.
+    """
+    state_dir = state_dir.resolve()
+    state_dir.mkdir(parents=True, exist_ok=True)
+    binaries = locate_binaries()
+    crds = load_crds([*cnpg_crd_files(), *project_crd_files(), *extra_crd_files])
+    pki = create_pki(state_dir / "pki")
+    (state_dir / "tokens.csv").write_text(f'{pki.admin_token},admin,admin,"system:masters"\n')
+    (state_dir / "tokens.csv").chmod(0o600)
+
+    etcd_port, peer_port, api_port = free_port(), free_port(), free_port()
+    server = f"https://127.0.0.1:{api_port}"
+    plane = ControlPlane(state_dir, server, state_dir / "kubeconfig", pki.ca_cert, pki.admin_token)
+    try:
+        etcd = spawn("etcd", [
+            str(binaries.etcd), "--name=dev", f"--data-dir={state_dir / 'etcd-data'}",
+            f"--listen-client-urls=http://127.0.0.1:{etcd_port}",
+            f"--advertise-client-urls=http://127.0.0.1:{etcd_port}",
+            f"--listen-peer-urls=http://127.0.0.1:{peer_port}",
+            f"--initial-advertise-peer-urls=http://127.0.0.1:{peer_port}",
+            f"--initial-cluster=dev=http://127.0.0.1:{peer_port}",
+            "--unsafe-no-fsync=true", "--log-level=warn",
+        ], state_dir, detach=detach)
+        plane.pids["etcd"] = etcd.pid
+        _wait_http_ok(f"http://127.0.0.1:{etcd_port}/health", None, "etcd", etcd, state_dir)
+
+        apiserver = spawn("kube-apiserver", [
+            str(binaries.kube_apiserver),
+            f"--etcd-servers=http://127.0.0.1:{etcd_port}",
+            "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", f"--secure-port={api_port}",
+            f"--tls-cert-file={pki.serving_cert}", f"--tls-private-key-file={pki.serving_key}",
+            f"--client-ca-file={pki.ca_cert}", f"--token-auth-file={state_dir / 'tokens.csv'}",
+            "--authorization-mode=RBAC",
+            f"--service-account-issuer={server}",
+            f"--service-account-key-file={pki.service_account_key}",
+            f"--service-account-signing-key-file={pki.service_account_key}",
+            "--service-cluster-ip-range=10.0.0.0/24",
+            # No ServiceAccount controller runs, so the admission plugin would reject every pod/SA use.
+            "--disable-admission-plugins=ServiceAccount",
+            # A loopback advertise address must not be written into the kubernetes Endpoints.
+            "--endpoint-reconciler-type=none",
+            "--allow-privileged=true", "--profiling=false",
+            f"--cert-dir={state_dir / 'pki'}",
+        ], state_dir, detach=detach)
+        plane.pids["kube-apiserver"] = apiserver.pid
+        context = ssl.create_default_context(cafile=str(pki.ca_cert))
+        _wait_http_ok(f"{server}/readyz", context, "kube-apiserver", apiserver, state_dir)
+        write_kubeconfig(plane.kubeconfig, server, pki.ca_cert, pki.admin_token)
+
+        api_client = plane.api_client()
+        try:
+            _wait_for_default_namespace(api_client)
+            install_crds(api_client, crds)
+        finally:
+            api_client.close()
+
+        # Started after the CRDs exist: the garbage collector re-reads discovery only every 30 s.
+        kcm = spawn("kube-controller-manager", [
+            str(binaries.kube_controller_manager), f"--kubeconfig={plane.kubeconfig}",
+            "--controllers=garbage-collector-controller,namespace-controller",
+            "--leader-elect=false", "--secure-port=0", "--use-service-account-credentials=false",
+            "--kube-api-qps=200", "--kube-api-burst=400", "--concurrent-gc-syncs=10",
+            "--concurrent-namespace-syncs=10",
+        ], state_dir, detach=detach)
+        plane.pids["kube-controller-manager"] = kcm.pid
+        time.sleep(0.5)
+        if kcm.poll() is not None:
+            raise ControlPlaneError(f"kube-controller-manager exited:\n{_log_tail(state_dir, 'kube-controller-manager')}")
+    except BaseException:
+        plane.stop()
+        raise
+    (state_dir / "controlplane.json").write_text(plane.to_json())
+    return plane
+
+
+def load_running(state_dir: Path) -> ControlPlane | None:
+    path = state_dir.resolve() / "controlplane.json"
+    if not path.exists():
+        return None
+    return ControlPlane.from_json(path.read_text())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m devcluster.controlplane build` only builds (or finds) the binaries."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["build"]:
+        print(build_binaries())
+        return 0
+    print("usage: python -m devcluster.controlplane build", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
