@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build etcd, kube-apiserver and kube-controller-manager from Go modules (no prebuilt downloads).
+# Build etcd, kube-apiserver, kube-controller-manager and kubectl from Go modules (no prebuilt downloads).
 # Binaries are cached outside the repository, keyed by version; a warm cache makes this a no-op.
 # Usage: build-binaries.sh   (prints the bin directory on its last line)
 set -euo pipefail
@@ -9,12 +9,19 @@ ETCD_VERSION="${CNPG_MCP_ETCD_VERSION:-v3.6.16}"
 CACHE_ROOT="${CNPG_MCP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/cnpg-mcp}"
 BIN_DIR="$CACHE_ROOT/bin-k8s-$K8S_VERSION-etcd-$ETCD_VERSION"
 
-if [ -x "$BIN_DIR/etcd" ] && [ -x "$BIN_DIR/kube-apiserver" ] && [ -x "$BIN_DIR/kube-controller-manager" ]; then
+K8S_BINARIES="kube-apiserver kube-controller-manager kubectl"
+have_k8s() { for b in $K8S_BINARIES; do [ -x "$BIN_DIR/$b" ] || return 1; done; }
+
+if [ -x "$BIN_DIR/etcd" ] && have_k8s; then
   echo "$BIN_DIR"
   exit 0
 fi
 command -v go >/dev/null || { echo "error: Go is required to build the control plane (go not found on PATH)" >&2; exit 1; }
 mkdir -p "$BIN_DIR"
+# One build at a time per cache (parallel test sessions may all ask for the binaries).
+exec 9>"$CACHE_ROOT/.build.lock"
+flock 9
+if [ -x "$BIN_DIR/etcd" ] && have_k8s; then echo "$BIN_DIR"; exit 0; fi
 export CGO_ENABLED=0 GOFLAGS=-mod=mod
 
 build_etcd() {
@@ -49,18 +56,20 @@ package tools
 import (
 	_ "k8s.io/kubernetes/cmd/kube-apiserver"
 	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+	_ "k8s.io/kubernetes/cmd/kubectl"
 )
 GO
   go mod tidy >&2
   local ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$K8S_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor"
   go build -trimpath -ldflags "$ldflags" -o "$src/out/" \
-    k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager >&2
-  mv "$src/out/kube-apiserver" "$src/out/kube-controller-manager" "$BIN_DIR/"
+    k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
+    k8s.io/kubernetes/cmd/kubectl >&2
+  for b in $K8S_BINARIES; do mv "$src/out/$b" "$BIN_DIR/"; done
 }
 
 start=$(date +%s)
 echo "building the control plane (k8s $K8S_VERSION, etcd $ETCD_VERSION) into $BIN_DIR; a cold build takes 10-25 minutes" >&2
 [ -x "$BIN_DIR/etcd" ] || build_etcd
-[ -x "$BIN_DIR/kube-apiserver" ] && [ -x "$BIN_DIR/kube-controller-manager" ] || build_kubernetes
+have_k8s || build_kubernetes
 echo "control plane built in $(( $(date +%s) - start ))s" >&2
 echo "$BIN_DIR"

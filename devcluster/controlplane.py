@@ -9,6 +9,7 @@ come from the CNPG Go module through the Go module proxy; this project's CRDs fr
 from __future__ import annotations
 
 import base64
+import contextlib
 import ctypes
 import json
 import os
@@ -45,6 +46,7 @@ class Binaries:
     etcd: Path
     kube_apiserver: Path
     kube_controller_manager: Path
+    kubectl: Path
 
 
 @dataclass
@@ -56,6 +58,7 @@ class ControlPlane:
     kubeconfig: Path
     ca_file: Path
     admin_token: str
+    kubectl: str = "kubectl"
     pids: dict[str, int] = field(default_factory=dict)
 
     def api_client(self) -> Any:
@@ -78,6 +81,7 @@ class ControlPlane:
             kubeconfig=Path(data["kubeconfig"]),
             ca_file=Path(data["ca_file"]),
             admin_token=data["admin_token"],
+            kubectl=data.get("kubectl", "kubectl"),
             pids={k: int(v) for k, v in data["pids"].items()},
         )
 
@@ -98,13 +102,16 @@ def locate_binaries() -> Binaries:
         etcd, apiserver = folder / "etcd", folder / "kube-apiserver"
         if not (etcd.is_file() and apiserver.is_file()):
             raise ControlPlaneError(f"KUBEBUILDER_ASSETS={assets} must hold etcd and kube-apiserver")
-        kcm = folder / "kube-controller-manager"
-        if not kcm.is_file():  # envtest ships no controller manager: build ours
+        kcm, kubectl = folder / "kube-controller-manager", folder / "kubectl"
+        if not (kcm.is_file() and kubectl.is_file()):  # envtest ships no controller manager: build ours
             built = build_binaries()
-            kcm = built / "kube-controller-manager"
-        return Binaries(etcd, apiserver, kcm)
+            kcm = kcm if kcm.is_file() else built / "kube-controller-manager"
+            kubectl = kubectl if kubectl.is_file() else built / "kubectl"
+        return Binaries(etcd, apiserver, kcm, kubectl)
     built = build_binaries()
-    return Binaries(built / "etcd", built / "kube-apiserver", built / "kube-controller-manager")
+    return Binaries(
+        built / "etcd", built / "kube-apiserver", built / "kube-controller-manager", built / "kubectl"
+    )
 
 
 def build_binaries() -> Path:
@@ -186,10 +193,8 @@ def stop_processes(pids: dict[str, int], state_dir: Path, timeout: float = 15.0)
     """SIGTERM every process (in reverse start order), then SIGKILL what is left."""
     alive = [pid for pid in reversed(list(pids.values())) if _is_ours(pid, state_dir)]
     for pid in alive:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         _reap()
@@ -198,10 +203,8 @@ def stop_processes(pids: dict[str, int], state_dir: Path, timeout: float = 15.0)
             return
         time.sleep(0.1)
     for pid in alive:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     _reap()
 
 
@@ -232,7 +235,7 @@ def _log_tail(state_dir: Path, name: str, lines: int = 30) -> str:
 
 
 def _wait_http_ok(url: str, context: ssl.SSLContext | None, what: str, proc: subprocess.Popen[bytes],
-                  state_dir: Path, timeout: float = START_TIMEOUT) -> None:
+                  state_dir: Path, *, timeout: float = START_TIMEOUT) -> None:
     deadline = time.monotonic() + timeout
     last = ""
     while time.monotonic() < deadline:
@@ -346,7 +349,8 @@ def start(state_dir: Path, *, detach: bool = False, extra_crd_files: Sequence[Pa
 
     etcd_port, peer_port, api_port = free_port(), free_port(), free_port()
     server = f"https://127.0.0.1:{api_port}"
-    plane = ControlPlane(state_dir, server, state_dir / "kubeconfig", pki.ca_cert, pki.admin_token)
+    plane = ControlPlane(state_dir, server, state_dir / "kubeconfig", pki.ca_cert, pki.admin_token,
+                         kubectl=str(binaries.kubectl))
     try:
         etcd = spawn("etcd", [
             str(binaries.etcd), "--name=dev", f"--data-dir={state_dir / 'etcd-data'}",
@@ -401,7 +405,8 @@ def start(state_dir: Path, *, detach: bool = False, extra_crd_files: Sequence[Pa
         plane.pids["kube-controller-manager"] = kcm.pid
         time.sleep(0.5)
         if kcm.poll() is not None:
-            raise ControlPlaneError(f"kube-controller-manager exited:\n{_log_tail(state_dir, 'kube-controller-manager')}")
+            log = _log_tail(state_dir, "kube-controller-manager")
+            raise ControlPlaneError(f"kube-controller-manager exited:\n{log}")
     except BaseException:
         plane.stop()
         raise

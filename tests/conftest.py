@@ -56,7 +56,7 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServe
 
     try:
         server = PostgresServer.start(tmp_path_factory.mktemp("postgres"))
-    except Exception as exc:  # noqa: BLE001 (any failure must fail the run, with its reason)
+    except Exception as exc:  # any failure must fail the run, with its reason
         pytest.fail(f"PostgreSQL could not start: {exc}", pytrace=False)
     yield server
     server.stop()
@@ -64,14 +64,16 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServe
 
 @pytest.fixture(scope="session")
 def cnpg_simulator(
-    control_plane: controlplane.ControlPlane, postgres: PostgresServer, tmp_path_factory: pytest.TempPathFactory
+    control_plane: controlplane.ControlPlane,
+    postgres: PostgresServer,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[subprocess.Popen[bytes]]:
     from devcluster.cnpg_simulator import launch_simulator, stop_simulator  # noqa: PLC0415
 
     log_path = tmp_path_factory.mktemp("simulator") / "cnpg-simulator.log"
     try:
         process = launch_simulator(control_plane.kubeconfig, postgres, log_path)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         pytest.fail(f"the CNPG simulator could not start: {exc}", pytrace=False)
     yield process
     stop_simulator(process)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -13,13 +14,18 @@ from kubernetes.client.exceptions import ApiException
 from devcluster.controlplane import ControlPlane
 
 
-def _wait_until(predicate: Any, timeout: float = 60.0, interval: float = 0.2) -> None:
+def _wait_deleted(read: Callable[[], object], timeout: float = 90.0) -> None:
+    """Poll `read` until the API answers 404 (the GC and namespace controller work asynchronously)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout}s")
+        try:
+            read()
+        except ApiException as exc:
+            if exc.status == 404:
+                return
+            raise
+        time.sleep(0.2)
+    raise AssertionError(f"still present after {timeout}s")
 
 
 def test_watch_sees_an_event(k8s: Any, namespace: str) -> None:
@@ -69,14 +75,7 @@ def test_owned_object_is_garbage_collected(k8s: Any, namespace: str) -> None:
     })
     core.delete_namespaced_config_map("owner", namespace)
 
-    def gone() -> bool:
-        try:
-            core.read_namespaced_secret("owned", namespace)
-        except ApiException as exc:
-            return exc.status == 404
-        return False
-
-    _wait_until(gone, timeout=90)
+    _wait_deleted(lambda: core.read_namespaced_secret("owned", namespace))
 
 
 def test_owned_custom_resource_is_garbage_collected(k8s: Any, namespace: str) -> None:
@@ -93,14 +92,9 @@ def test_owned_custom_resource_is_garbage_collected(k8s: Any, namespace: str) ->
     })
     core.delete_namespaced_config_map("owner", namespace)
 
-    def gone() -> bool:
-        try:
-            custom.get_namespaced_custom_object("postgresql.cnpg.io", "v1", namespace, "databases", "db")
-        except ApiException as exc:
-            return exc.status == 404
-        return False
-
-    _wait_until(gone, timeout=90)
+    _wait_deleted(
+        lambda: custom.get_namespaced_custom_object("postgresql.cnpg.io", "v1", namespace, "databases", "db")
+    )
 
 
 def test_namespace_finishes_deleting(k8s: Any) -> None:
@@ -109,14 +103,7 @@ def test_namespace_finishes_deleting(k8s: Any) -> None:
     core.create_namespaced_config_map("doomed", {"metadata": {"name": "inside"}})
     core.delete_namespace("doomed")
 
-    def gone() -> bool:
-        try:
-            core.read_namespace("doomed")
-        except ApiException as exc:
-            return exc.status == 404
-        return False
-
-    _wait_until(gone, timeout=90)
+    _wait_deleted(lambda: core.read_namespace("doomed"))
 
 
 def test_cnpg_crd_rejects_an_invalid_cluster(k8s: Any, namespace: str) -> None:
