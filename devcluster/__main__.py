@@ -17,12 +17,13 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from devcluster import controlplane
 from devcluster.cnpg_simulator import launch_simulator
 from devcluster.postgres import PostgresServer
 
-STATE_DIR = controlplane.REPO_ROOT / ".devcluster"
+STATE_DIR = Path(os.environ.get("CNPG_MCP_DEVCLUSTER_DIR", controlplane.REPO_ROOT / ".devcluster")).resolve()
 SANDBOX_STATE = STATE_DIR / "sandbox.json"
 GATEWAY_PORT = int(os.environ.get("CNPG_MCP_DEV_PORT", "4204"))
 
@@ -34,16 +35,20 @@ def _start_substrate(*, detach: bool) -> tuple[controlplane.ControlPlane, Postgr
     started = time.monotonic()
     plane = controlplane.start(STATE_DIR / "controlplane", detach=detach)
     try:
-        postgres = PostgresServer.start(STATE_DIR / "postgres")
+        postgres = PostgresServer.start(STATE_DIR / "postgres", detach=detach)
     except BaseException:
         plane.stop()
         raise
     try:
-        simulator = launch_simulator(plane.kubeconfig, postgres, STATE_DIR / "cnpg-simulator.log")
+        simulator = launch_simulator(
+            plane.kubeconfig, postgres, STATE_DIR / "cnpg-simulator.log", detach=detach
+        )
     except BaseException:
         postgres.stop()
         plane.stop()
         raise
+    # The state holds the PostgreSQL superuser password: readable by us only.
+    SANDBOX_STATE.touch(mode=0o600)
     SANDBOX_STATE.write_text(json.dumps({
         "controlplane": json.loads(plane.to_json()),
         "postgres": json.loads(postgres.to_json()),

@@ -186,11 +186,14 @@ def _is_ours(pid: int, state_dir: Path) -> bool:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
         return False
-    return str(state_dir) in cmdline or "cnpg_simulator" in cmdline or "postgres" in cmdline
+    return str(state_dir) in cmdline or "cnpg_simulator" in cmdline
 
 
-def stop_processes(pids: dict[str, int], state_dir: Path, timeout: float = 15.0) -> None:
-    """SIGTERM every process (in reverse start order), then SIGKILL what is left."""
+def stop_processes(pids: dict[str, int], state_dir: Path, timeout: float = 5.0) -> None:
+    """SIGTERM every process (in reverse start order), then SIGKILL what is left.
+
+    The timeout is short on purpose: kube-apiserver's graceful shutdown waits for open watches.
+    """
     alive = [pid for pid in reversed(list(pids.values())) if _is_ours(pid, state_dir)]
     for pid in alive:
         with contextlib.suppress(ProcessLookupError):
