@@ -1,0 +1,41 @@
+"""Names of the intent API and of the CloudNativePG objects it produces."""
+
+from __future__ import annotations
+
+from typing import Final
+
+GROUP: Final = "cnpg-mcp.io"
+VERSION: Final = "v1alpha1"
+API_VERSION: Final = f"{GROUP}/{VERSION}"
+
+CLUSTER_REQUEST_KIND: Final = "PgClusterRequest"
+ROLE_REQUEST_KIND: Final = "PgRoleRequest"
+DATABASE_REQUEST_KIND: Final = "PgDatabaseRequest"
+CLUSTER_REQUEST_PLURAL: Final = "pgclusterrequests"
+ROLE_REQUEST_PLURAL: Final = "pgrolerequests"
+DATABASE_REQUEST_PLURAL: Final = "pgdatabaserequests"
+
+CNPG_GROUP: Final = "postgresql.cnpg.io"
+CNPG_VERSION: Final = "v1"
+CNPG_API_VERSION: Final = f"{CNPG_GROUP}/{CNPG_VERSION}"
+CNPG_CLUSTERS: Final = "clusters"
+CNPG_DATABASES: Final = "databases"
+CNPG_DATABASE_ROLES: Final = "databaseroles"
+CNPG_HEALTHY_PHASE: Final = "Cluster in healthy state"
+CNPG_IMAGE_REPOSITORY: Final = "ghcr.io/cloudnative-pg/postgresql"
+
+# Kopf's finalizer and its progress/diff-base annotations live under our own domain.
+FINALIZER: Final = f"{GROUP}/finalizer"
+KOPF_ANNOTATIONS_PREFIX: Final = GROUP
+
+MANAGED_BY_LABEL: Final = "app.kubernetes.io/managed-by"
+MANAGED_BY_VALUE: Final = "cnpg-mcp"
+MANAGED_BY: Final = {MANAGED_BY_LABEL: MANAGED_BY_VALUE}
+REQUEST_LABEL: Final = f"{GROUP}/request"
+REQUESTED_BY_ANNOTATION: Final = f"{GROUP}/requested-by"
+PASSWORD_ROTATION_ANNOTATION: Final = f"{GROUP}/password-rotation"
+CNPG_CLUSTER_LABEL: Final = "cnpg.io/cluster"
+CNPG_ROLE_LABEL: Final = "cnpg.io/role"
+CNPG_RELOAD_LABEL: Final = "cnpg.io/reload"
+
+POSTGRES_PORT: Final = 5432

@@ -1,0 +1,313 @@
+"""Typed models of the intent API: the single source of truth for crds/*.yaml.
+
+Wire names are camelCase (Kubernetes style); Python attributes are snake_case. Rules that the
+API server enforces on its own are attached as CEL (`x-kubernetes-validations`), so `kubectl apply`
+of a bad intent is refused with a clear message before the operator ever sees it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from cnpg_mcp_api import constants
+
+PG_IDENTIFIER_PATTERN = r"^[a-z_][a-z0-9_]*$"
+CLUSTER_NAME_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+QUANTITY_PATTERN = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$"
+RESERVED_ROLE_NAMES = ("postgres", "streaming_replica", "cnpg_pooler_pgbouncer")
+RESERVED_DATABASE_NAMES = ("postgres", "template0", "template1")
+DEFAULT_POSTGRES_VERSION = "16"
+DEFAULT_PARAMETERS = {"max_connections": "100", "shared_buffers": "256MB"}
+
+
+def _immutable(what: str) -> dict[str, Any]:
+    return {"x-kubernetes-validations": [
+        {"rule": "self == oldSelf", "message": f"{what} is immutable; create a new request instead"}
+    ]}
+
+
+PgIdentifier = Annotated[str, Field(
+    pattern=PG_IDENTIFIER_PATTERN, min_length=1, max_length=63,
+    description="A PostgreSQL identifier: lowercase letters, digits and underscores, not starting with a digit.",
+)]
+ClusterName = Annotated[str, Field(
+    pattern=CLUSTER_NAME_PATTERN, min_length=1, max_length=50,
+    description="Name of the CloudNativePG Cluster in the same namespace (immutable).",
+    json_schema_extra=_immutable("spec.cluster"),
+)]
+
+
+class CamelModel(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+    def to_wire(self) -> dict[str, Any]:
+        """The camelCase dict that goes into a manifest (unset optional fields left out)."""
+        return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+# --------------------------------------------------------------------------- status
+
+
+class Condition(CamelModel):
+    """A condition in the shape of metav1.Condition."""
+
+    type: str = Field(description="Condition type, e.g. Ready.")
+    status: Literal["True", "False", "Unknown"]
+    reason: str = Field(description="CamelCase reason, e.g. Applied, Pending, Blocked, PolicyDenied.")
+    message: str = Field(default="", description="Human-readable detail.")
+    last_transition_time: str = Field(description="When status last changed (RFC 3339).")
+    observed_generation: int | None = Field(default=None, description="The spec generation this was set for.")
+
+
+class IntentStatus(CamelModel):
+    # Kopf and future versions may add fields: unknown status fields are preserved, not pruned.
+    model_config = ConfigDict(extra="allow", json_schema_extra={"x-kubernetes-preserve-unknown-fields": True})
+
+    observed_generation: int | None = Field(default=None, description="The last spec generation reconciled.")
+    conditions: list[Condition] = Field(default_factory=list, description="Ready and friends.")
+    message: str | None = Field(default=None, description="One line saying where things stand.")
+
+
+# --------------------------------------------------------------------------- PgClusterRequest
+
+
+class StorageSpec(CamelModel):
+    size: str = Field(default="10Gi", pattern=QUANTITY_PATTERN, description="Volume size per instance.")
+    storage_class: str | None = Field(default=None, description="Kubernetes StorageClass (cluster default if unset).")
+
+
+class BootstrapSpec(CamelModel):
+    database: PgIdentifier = Field(default="app", description="Database created at bootstrap.")
+    owner: PgIdentifier = Field(default="app",
+                                description="Owner of the bootstrap database (its Secret is <cluster>-app).")
+
+
+class ResourcesSpec(CamelModel):
+    requests: dict[str, str] | None = Field(default=None, description="e.g. {cpu: 500m, memory: 1Gi}")
+    limits: dict[str, str] | None = Field(default=None, description="e.g. {memory: 2Gi}")
+
+
+class PgClusterRequestSpec(CamelModel):
+    """A desired CloudNativePG Cluster; the Cluster gets the request's name."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
+        {"rule": "!(has(self.postgresVersion) && has(self.imageName))",
+         "message": "set either postgresVersion or imageName, not both"},
+    ]})
+
+    instances: int = Field(default=3, ge=1, le=10, description="Number of PostgreSQL instances (1-10).")
+    storage: StorageSpec = Field(default_factory=StorageSpec)
+    postgres_version: str | None = Field(
+        default=None, pattern=r"^[0-9]{2}(\.[0-9]+)?$",
+        description=f"PostgreSQL major version, e.g. 16 (default {DEFAULT_POSTGRES_VERSION}); "
+                    f"the image is {constants.CNPG_IMAGE_REPOSITORY}:<version>.",
+    )
+    image_name: str | None = Field(default=None, min_length=1,
+                                   description="Full image reference instead of postgresVersion.")
+    parameters: dict[str, str] = Field(
+        default_factory=lambda: dict(DEFAULT_PARAMETERS),
+        description="postgresql.conf parameters the request owns.",
+    )
+    resources: ResourcesSpec | None = Field(default=None, description="CPU/memory for each instance.")
+    bootstrap: BootstrapSpec | None = Field(default=None, description="Bootstrap database and owner (default app/app).")
+    deletion_policy: Literal["Retain", "Delete"] = Field(
+        default="Retain",
+        description="Retain (default): deleting the request leaves the Cluster and its data. "
+                    "Delete: the Cluster is deleted too.",
+    )
+    adopt_existing: bool = Field(
+        default=False,
+        description="Take over an existing Cluster of the same name that no request manages (never recreates it).",
+    )
+
+
+class PgClusterRequestStatus(IntentStatus):
+    cluster: str | None = Field(default=None, description="Name of the CNPG Cluster.")
+    phase: str | None = Field(default=None, description="CNPG's phase text.")
+    instances: int | None = None
+    ready_instances: int | None = None
+    current_primary: str | None = None
+
+
+# --------------------------------------------------------------------------- PgRoleRequest
+
+
+class PasswordSpec(CamelModel):
+    rotation: str | None = Field(
+        default=None, max_length=253,
+        description="Opaque token; changing it (e.g. to a timestamp) generates a new password. Nothing else does.",
+    )
+
+
+_PRIVILEGED_ROLE_RULE = (
+    "(has(self.privileged) && self.privileged) || !("
+    "(has(self.superuser) && self.superuser) || (has(self.replication) && self.replication) || "
+    "(has(self.bypassrls) && self.bypassrls))"
+)
+_PRIVILEGED_MEMBERSHIP_RULE = (
+    "(has(self.privileged) && self.privileged) || !has(self.inRoles) || "
+    "self.inRoles.all(r, !r.startsWith('pg_') && !(r in ['postgres', 'streaming_replica']))"
+)
+_RESERVED_ROLE_RULE = (
+    "!(self.roleName in [" + ", ".join(f"'{n}'" for n in RESERVED_ROLE_NAMES) + "]) && "
+    "!self.roleName.startsWith('pg_')"
+)
+
+
+class PgRoleRequestSpec(CamelModel):
+    """A PostgreSQL role in a CNPG cluster, with its password Secret."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
+        {"rule": _RESERVED_ROLE_RULE,
+         "message": "roleName is reserved (postgres, streaming_replica, cnpg_pooler_pgbouncer, pg_*)"},
+        {"rule": _PRIVILEGED_ROLE_RULE,
+         "message": "superuser, replication and bypassrls need privileged: true (and an admin policy that "
+                    "allows privileged roles in this namespace)"},
+        {"rule": _PRIVILEGED_MEMBERSHIP_RULE,
+         "message": "membership in postgres, streaming_replica or pg_* roles needs privileged: true (and an "
+                    "admin policy that allows privileged roles in this namespace)"},
+    ]})
+
+    cluster: ClusterName
+    role_name: Annotated[PgIdentifier, Field(json_schema_extra=_immutable("spec.roleName"))]
+    login: bool = Field(default=True, description="The role can log in.")
+    superuser: bool = Field(default=False, description="Privileged: needs privileged: true and the admin policy.")
+    inherit: bool = Field(default=True, description="Inherit privileges of roles it is a member of.")
+    createdb: bool = False
+    createrole: bool = False
+    replication: bool = Field(default=False, description="Privileged: needs privileged: true and the admin policy.")
+    bypassrls: bool = Field(default=False, description="Privileged: needs privileged: true and the admin policy.")
+    connection_limit: int = Field(default=-1, ge=-1, description="-1 means no limit.")
+    valid_until: str | None = Field(default=None, description="Password expiry (RFC 3339 timestamp).",
+                                    json_schema_extra={"format": "date-time"})
+    in_roles: list[PgIdentifier] = Field(default_factory=list, max_length=32,
+                                         description="Roles this role is a member of.")
+    comment: str | None = Field(default=None, max_length=1024)
+    privileged: bool = Field(default=False,
+                             description="Explicit acknowledgement for privileged attributes or memberships.")
+    password: PasswordSpec = Field(default_factory=PasswordSpec)
+    reclaim_policy: Literal["delete", "retain"] = Field(
+        default="delete",
+        description="delete (default): deleting the request drops the role. retain: the role stays in PostgreSQL.",
+    )
+
+
+class PgRoleRequestStatus(IntentStatus):
+    secret_name: str | None = Field(default=None, description="Secret holding the password (never in status).")
+    database_role: str | None = Field(default=None, description="Name of the CNPG DatabaseRole (DatabaseRole backend).")
+    backend: Literal["DatabaseRole", "ManagedRoles"] | None = None
+    applied: bool | None = Field(default=None, description="CNPG reports the role applied.")
+
+
+# --------------------------------------------------------------------------- PgDatabaseRequest
+
+
+class ExtensionSpec(CamelModel):
+    name: str = Field(min_length=1, max_length=63)
+    version: str | None = None
+    schema_name: str | None = Field(default=None, alias="schema")
+    ensure: Literal["present", "absent"] = "present"
+
+
+class SchemaSpec(CamelModel):
+    name: PgIdentifier
+    owner: PgIdentifier | None = None
+    ensure: Literal["present", "absent"] = "present"
+
+
+class PgDatabaseRequestSpec(CamelModel):
+    """A PostgreSQL database in a CNPG cluster (a CNPG Database object)."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
+        {"rule": "!(self.name in [" + ", ".join(f"'{n}'" for n in RESERVED_DATABASE_NAMES) + "])",
+         "message": "name is reserved (postgres, template0, template1)"},
+    ]})
+
+    cluster: ClusterName
+    name: Annotated[PgIdentifier, Field(json_schema_extra=_immutable("spec.name"))]
+    owner: PgIdentifier
+    database_reclaim_policy: Literal["retain", "delete"] = Field(
+        default="retain",
+        description="retain (default): deleting the request keeps the database. delete: it is dropped.",
+    )
+    encoding: str | None = None
+    locale: str | None = None
+    template: str | None = None
+    extensions: list[ExtensionSpec] = Field(default_factory=list, max_length=64)
+    schemas: list[SchemaSpec] = Field(default_factory=list, max_length=64)
+
+
+class PgDatabaseRequestStatus(IntentStatus):
+    database: str | None = Field(default=None, description="Name of the CNPG Database object.")
+    applied: bool | None = Field(default=None, description="CNPG reports the database applied.")
+
+
+# --------------------------------------------------------------------------- kinds
+
+
+@dataclass(frozen=True, kw_only=True)
+class IntentKind:
+    """Everything about one kind that the CRD generator and the clients need."""
+
+    kind: str
+    plural: str
+    short_names: list[str]
+    spec: type[CamelModel]
+    status: type[IntentStatus]
+    description: str
+    columns: list[dict[str, str]]
+    root_rules: list[dict[str, str]] = field(default_factory=list)
+
+
+_READY = {"name": "Ready", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].status'}
+_REASON = {"name": "Reason", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].reason'}
+_AGE = {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
+_MESSAGE = {"name": "Message", "type": "string", "jsonPath": ".status.message", "priority": "1"}
+
+CLUSTER_REQUEST = IntentKind(
+    kind=constants.CLUSTER_REQUEST_KIND, plural=constants.CLUSTER_REQUEST_PLURAL, short_names=["pgcr"],
+    spec=PgClusterRequestSpec, status=PgClusterRequestStatus,
+    description="A desired CloudNativePG Cluster, reconciled by cnpg-mcp.",
+    columns=[{"name": "Instances", "type": "integer", "jsonPath": ".spec.instances"},
+             {"name": "Ready-Instances", "type": "integer", "jsonPath": ".status.readyInstances"},
+             {"name": "Phase", "type": "string", "jsonPath": ".status.phase"}, _READY, _REASON, _AGE, _MESSAGE],
+    root_rules=[{
+        "rule": f"self.metadata.name.size() <= 50 && self.metadata.name.matches('{CLUSTER_NAME_PATTERN}')",
+        "message": "metadata.name becomes the Cluster name: lowercase letters, digits and '-', "
+                   "at most 50 characters",
+    }],
+)
+ROLE_REQUEST = IntentKind(
+    kind=constants.ROLE_REQUEST_KIND, plural=constants.ROLE_REQUEST_PLURAL, short_names=["pgrr"],
+    spec=PgRoleRequestSpec, status=PgRoleRequestStatus,
+    description="A PostgreSQL role in a CloudNativePG cluster, with a generated password Secret.",
+    columns=[{"name": "Cluster", "type": "string", "jsonPath": ".spec.cluster"},
+             {"name": "Role", "type": "string", "jsonPath": ".spec.roleName"},
+             {"name": "Secret", "type": "string", "jsonPath": ".status.secretName"}, _READY, _REASON, _AGE, _MESSAGE],
+)
+DATABASE_REQUEST = IntentKind(
+    kind=constants.DATABASE_REQUEST_KIND, plural=constants.DATABASE_REQUEST_PLURAL, short_names=["pgdr"],
+    spec=PgDatabaseRequestSpec, status=PgDatabaseRequestStatus,
+    description="A PostgreSQL database in a CloudNativePG cluster (a CNPG Database), reconciled by cnpg-mcp.",
+    columns=[{"name": "Cluster", "type": "string", "jsonPath": ".spec.cluster"},
+             {"name": "Database", "type": "string", "jsonPath": ".spec.name"},
+             {"name": "Owner", "type": "string", "jsonPath": ".spec.owner"}, _READY, _REASON, _AGE, _MESSAGE],
+)
+KINDS = (CLUSTER_REQUEST, ROLE_REQUEST, DATABASE_REQUEST)
+
+
+def manifest(kind: IntentKind, name: str, spec: CamelModel, *, namespace: str | None = None,
+             labels: dict[str, str] | None = None, annotations: dict[str, str] | None = None) -> dict[str, Any]:
+    """The full object for an intent (what `kubectl apply` or the gateway sends)."""
+    metadata: dict[str, Any] = {"name": name}
+    if namespace:
+        metadata["namespace"] = namespace
+    if labels:
+        metadata["labels"] = dict(labels)
+    if annotations:
+        metadata["annotations"] = dict(annotations)
+    return {"apiVersion": constants.API_VERSION, "kind": kind.kind, "metadata": metadata, "spec": spec.to_wire()}

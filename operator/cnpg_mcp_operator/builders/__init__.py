@@ -1,0 +1,1 @@
+"""Pure builders: intent → CNPG manifests, patches, Secrets and status. No I/O here."""

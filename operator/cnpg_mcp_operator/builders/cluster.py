@@ -1,0 +1,58 @@
+"""PgClusterRequest → CNPG Cluster manifest and the focused patch that keeps owned fields in line."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from cnpg_mcp_api import constants
+from cnpg_mcp_api.models import DEFAULT_POSTGRES_VERSION, PgClusterRequestSpec
+from cnpg_mcp_operator.builders.common import Json, produced_labels
+
+
+def image_for(spec: PgClusterRequestSpec) -> str:
+    if spec.image_name:
+        return spec.image_name
+    return f"{constants.CNPG_IMAGE_REPOSITORY}:{spec.postgres_version or DEFAULT_POSTGRES_VERSION}"
+
+
+def build_cluster(body: Mapping[str, Any]) -> Json:
+    """The Cluster to create. No ownerReference: deleting the request must never delete data."""
+    spec = PgClusterRequestSpec.model_validate(body.get("spec") or {})
+    meta = body["metadata"]
+    cluster_spec: Json = {
+        "instances": spec.instances,
+        "imageName": image_for(spec),
+        "storage": spec.storage.to_wire(),
+        "postgresql": {"parameters": dict(spec.parameters)},
+    }
+    if spec.resources is not None:
+        cluster_spec["resources"] = spec.resources.to_wire()
+    if spec.bootstrap is not None:
+        cluster_spec["bootstrap"] = {"initdb": spec.bootstrap.to_wire()}
+    return {
+        "apiVersion": constants.CNPG_API_VERSION,
+        "kind": "Cluster",
+        "metadata": {"name": meta["name"], "namespace": meta["namespace"], "labels": produced_labels(meta["name"])},
+        "spec": cluster_spec,
+    }
+
+
+def build_cluster_patch(body: Mapping[str, Any], cluster: Mapping[str, Any]) -> Json | None:
+    """A merge patch of only the fields the request owns that differ; None when converged.
+
+    Owned: instances, the parameters the request lists (others are left alone), resources when the
+    request sets them. Storage, image and bootstrap are creation-time choices and never patched.
+    """
+    spec = PgClusterRequestSpec.model_validate(body.get("spec") or {})
+    live = cluster.get("spec") or {}
+    patch: Json = {}
+    if live.get("instances") != spec.instances:
+        patch["instances"] = spec.instances
+    live_parameters = (live.get("postgresql") or {}).get("parameters") or {}
+    changed = {k: v for k, v in spec.parameters.items() if live_parameters.get(k) != v}
+    if changed:
+        patch["postgresql"] = {"parameters": changed}
+    if spec.resources is not None and live.get("resources") != spec.resources.to_wire():
+        patch["resources"] = spec.resources.to_wire()
+    return {"spec": patch} if patch else None

@@ -1,0 +1,30 @@
+"""Small pieces every builder shares."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from cnpg_mcp_api import constants
+
+Json = dict[str, Any]
+
+
+def owner_reference(body: Mapping[str, Any]) -> Json:
+    """A controller ownerReference to the intent `body`, so the GC removes what it produced."""
+    meta = body["metadata"]
+    return {
+        "apiVersion": body.get("apiVersion", constants.API_VERSION),
+        "kind": body["kind"],
+        "name": meta["name"],
+        "uid": meta["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def produced_labels(request_name: str, cluster: str | None = None) -> dict[str, str]:
+    labels = {**constants.MANAGED_BY, constants.REQUEST_LABEL: request_name}
+    if cluster:
+        labels[constants.CNPG_CLUSTER_LABEL] = cluster
+    return labels

@@ -1,0 +1,1 @@
+"""Kopf handlers: one module per intent kind, plus the observers of CNPG objects."""

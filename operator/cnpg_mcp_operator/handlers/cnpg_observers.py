@@ -1,0 +1,139 @@
+"""Watching CNPG's objects without touching them, and waking the intents they belong to.
+
+Cluster, Database and DatabaseRole are only indexed (@kopf.index) and observed (@kopf.on.event):
+neither writes a Kopf annotation or finalizer on them. On every event the owning intents get
+their status recomputed (a write only if it changed), waiting deletions are woken, and intents
+that could not be produced before (their Cluster was missing) are reconciled now. This is what
+makes the operator watch-driven: no timer, no polling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Iterable, Mapping
+from typing import Any
+
+import kopf
+
+from cnpg_mcp_operator.drift import owned_by
+from cnpg_mcp_operator.handlers import cluster_requests, database_requests, role_requests
+from cnpg_mcp_operator.handlers.common import DATABASE_REQUESTS, ROLE_REQUESTS, plain
+from cnpg_mcp_operator.k8s import CLUSTERS, DATABASE_ROLES, DATABASES, ApiError, Resource
+from cnpg_mcp_operator.registry import REGISTRY
+from cnpg_mcp_operator.runtime import Runtime, runtime_of
+from cnpg_mcp_operator.status_writer import intent_key
+from cnpg_mcp_operator.views import CnpgViews, IndexEntry, every
+
+log = logging.getLogger(__name__)
+
+Json = dict[str, Any]
+
+
+# ---------------------------------------------------------------------------------- indexes
+
+
+@kopf.index(CLUSTERS.group, CLUSTERS.version, CLUSTERS.plural, registry=REGISTRY)
+def cnpg_clusters(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> IndexEntry:
+    return {(namespace or "", name): plain(body)}
+
+
+@kopf.index(DATABASE_ROLES.group, DATABASE_ROLES.version, DATABASE_ROLES.plural, registry=REGISTRY)
+def cnpg_database_roles(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> IndexEntry:
+    return {(namespace or "", name): plain(body)}
+
+
+@kopf.index(DATABASES.group, DATABASES.version, DATABASES.plural, registry=REGISTRY)
+def cnpg_databases(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> IndexEntry:
+    return {(namespace or "", name): plain(body)}
+
+
+# -------------------------------------------------------------------------------- observers
+
+
+async def _all(jobs: Iterable[Awaitable[None]]) -> None:
+    """Runs the intents' updates concurrently (so managed.roles edits batch up); logs failures."""
+    results = await asyncio.gather(*jobs, return_exceptions=True)
+    for result in results:
+        if isinstance(result, ApiError) and result.namespace_terminating:
+            continue  # its intents are going away too; their deletion handlers clean up
+        if isinstance(result, BaseException):
+            log.warning("updating an intent after a CNPG event failed: %s", result)
+
+
+@kopf.on.event(CLUSTERS.group, CLUSTERS.version, CLUSTERS.plural, registry=REGISTRY)
+async def cluster_changed(namespace: str | None, name: str, memo: Any, **kwargs: Any) -> None:
+    namespace = namespace or ""
+    rt = runtime_of(memo)
+    views = CnpgViews.from_kwargs(kwargs)
+    cluster = views.cluster(namespace, name)
+    jobs: list[Awaitable[None]] = []
+    for request in every(kwargs["cluster_requests"], (namespace, name)):
+        if cluster_requests.needs_reconcile(request, cluster):
+            jobs.append(cluster_requests.reconcile(rt, request, views))
+        else:
+            jobs.append(cluster_requests.refresh_status(rt, request, views))
+    for request in every(kwargs["role_requests_by_cluster"], (namespace, name)):
+        rt.wakeups.notify(intent_key(request))
+        if role_requests.needs_reconcile(request, views, rt.role_backend):
+            jobs.append(role_requests.reconcile(rt, request, views))
+        else:
+            jobs.append(role_requests.refresh_status(rt, request, views))
+    for request in every(kwargs["database_requests_by_cluster"], (namespace, name)):
+        rt.wakeups.notify(intent_key(request))
+        if database_requests.needs_reconcile(request, views.database(namespace, request["metadata"]["name"])):
+            jobs.append(database_requests.reconcile(rt, request, views))
+        else:
+            jobs.append(database_requests.refresh_status(rt, request, views))
+    await _all(jobs)
+
+
+def _owner(index: Mapping[Any, Iterable[Json]], namespace: str, obj: Mapping[str, Any]) -> Json | None:
+    """The intent that owns a CNPG object (same name, ownerReference to its uid)."""
+    name = obj["metadata"]["name"]
+    for request in every(index, (namespace, name)):
+        if owned_by(obj, request["metadata"]["uid"]):
+            return request
+    return None
+
+
+async def _still_wanted(rt: Runtime, resource: Resource, request: Json) -> Json | None:
+    """The intent as the API server has it now, unless it is going away (e.g. its namespace is
+    being deleted, which removes the CNPG objects before our cache sees the intent's deletion)."""
+    meta = request["metadata"]
+    if meta.get("deletionTimestamp"):
+        return None
+    fresh = await rt.api.get(resource, meta["namespace"], meta["name"])
+    if fresh is None or fresh["metadata"].get("deletionTimestamp"):
+        return None
+    return fresh
+
+
+@kopf.on.event(DATABASE_ROLES.group, DATABASE_ROLES.version, DATABASE_ROLES.plural, registry=REGISTRY)
+async def database_role_changed(type: str, body: kopf.Body, namespace: str | None, memo: Any,
+                                **kwargs: Any) -> None:
+    rt = runtime_of(memo)
+    request = _owner(kwargs["role_requests"], namespace or "", body)
+    if request is None:
+        return
+    rt.wakeups.notify(intent_key(request))
+    views = CnpgViews.from_kwargs(kwargs)
+    if type != "DELETED":
+        await role_requests.refresh_status(rt, request, views)
+    elif (fresh := await _still_wanted(rt, ROLE_REQUESTS, request)) is not None:
+        await _all([role_requests.reconcile(rt, fresh, views)])  # deleted under us: produce it again
+
+
+@kopf.on.event(DATABASES.group, DATABASES.version, DATABASES.plural, registry=REGISTRY)
+async def database_changed(type: str, body: kopf.Body, namespace: str | None, memo: Any,
+                           **kwargs: Any) -> None:
+    rt = runtime_of(memo)
+    request = _owner(kwargs["database_requests"], namespace or "", body)
+    if request is None:
+        return
+    rt.wakeups.notify(intent_key(request))
+    views = CnpgViews.from_kwargs(kwargs)
+    if type != "DELETED":
+        await database_requests.refresh_status(rt, request, views)
+    elif (fresh := await _still_wanted(rt, DATABASE_REQUESTS, request)) is not None:
+        await _all([database_requests.reconcile(rt, fresh, views)])

@@ -1,0 +1,83 @@
+"""What the intent handlers share: the intent resources, the status shape, the policy gate."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from cnpg_mcp_api import constants
+from cnpg_mcp_api.policy import role_request_violations
+from cnpg_mcp_operator.builders.status import make_condition
+from cnpg_mcp_operator.k8s import Resource
+from cnpg_mcp_operator.readiness import Verdict
+from cnpg_mcp_operator.runtime import Runtime
+
+Json = dict[str, Any]
+
+CLUSTER_REQUESTS = Resource(constants.GROUP, constants.VERSION, constants.CLUSTER_REQUEST_PLURAL,
+                            "PgClusterRequest")
+ROLE_REQUESTS = Resource(constants.GROUP, constants.VERSION, constants.ROLE_REQUEST_PLURAL, "PgRoleRequest")
+DATABASE_REQUESTS = Resource(constants.GROUP, constants.VERSION, constants.DATABASE_REQUEST_PLURAL,
+                             "PgDatabaseRequest")
+
+
+def plain(body: Mapping[str, Any]) -> Json:
+    """A detached plain-dict copy of a Kopf body (safe to keep in caches and indexes)."""
+    def copy(value: Any) -> Any:
+        if isinstance(value, Mapping):
+            return {str(k): copy(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [copy(v) for v in value]
+        return value
+    return copy(body)  # type: ignore[no-any-return]
+
+
+def ready_reason(body: Mapping[str, Any]) -> str | None:
+    for condition in (body.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == "Ready":
+            return str(condition.get("reason"))
+    return None
+
+
+def verdict_status(body: Mapping[str, Any], verdict: Verdict, *, keep_generation: bool = False,
+                   **extra: Any) -> Json:
+    """The status an intent should have for this verdict.
+
+    observedGeneration moves only when a handler has acted on the current spec; observers that
+    merely mirror CNPG keep the recorded one (keep_generation=True).
+    """
+    status = body.get("status") or {}
+    generation = int(body["metadata"].get("generation") or 0)
+    observed = int(status.get("observedGeneration") or 0) if keep_generation else generation
+    condition = make_condition(
+        "Ready", verdict.ready, verdict.reason, verdict.message,
+        observed_generation=observed, previous=status.get("conditions") or [],
+    )
+    others = [c for c in status.get("conditions") or [] if c.get("type") != "Ready"]
+    return {"observedGeneration": observed, "conditions": [*others, condition], "message": verdict.message,
+            **extra}
+
+
+def policy_denial(rt: Runtime, body: Mapping[str, Any], cluster: Mapping[str, Any] | None) -> str | None:
+    """The operator's own check of the admin policy (the CRD's CEL rules are the first gate)."""
+    namespace = body["metadata"]["namespace"]
+    violations = role_request_violations(
+        body.get("spec") or {},
+        allow_privileged=rt.privileged_allowed(namespace),
+        bootstrap_owner=bootstrap_owner(cluster),
+    )
+    if not violations:
+        return None
+    return "refused by policy: " + "; ".join(violations)
+
+
+def bootstrap_owner(cluster: Mapping[str, Any] | None) -> str | None:
+    """The owner of the Cluster's bootstrap database (CNPG's default: the database name, "app")."""
+    if cluster is None:
+        return None
+    bootstrap = (cluster.get("spec") or {}).get("bootstrap") or {}
+    if bootstrap and "initdb" not in bootstrap:
+        return None
+    initdb = bootstrap.get("initdb") or {}
+    database = initdb.get("database") or "app"
+    return str(initdb.get("owner") or database)

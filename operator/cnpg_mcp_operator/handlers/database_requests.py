@@ -1,0 +1,152 @@
+"""PgDatabaseRequest → a CNPG Database named like the request and owned by it.
+
+The status mirrors the Database's `applied`/`message` for the current generation. Deletion
+deletes the Database (CNPG drops the PostgreSQL database when the reclaim policy is delete),
+waits until CNPG has let it go, and reports what blocks it meanwhile.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+
+from cnpg_mcp_operator.builders.database import build_database
+from cnpg_mcp_operator.drift import merge_patch, owned_by
+from cnpg_mcp_operator.handlers.common import DATABASE_REQUESTS, plain, ready_reason, verdict_status
+from cnpg_mcp_operator.k8s import DATABASES
+from cnpg_mcp_operator.readiness import Verdict, crd_applied_verdict
+from cnpg_mcp_operator.registry import REGISTRY
+from cnpg_mcp_operator.runtime import Runtime, runtime_of
+from cnpg_mcp_operator.status_writer import intent_key
+from cnpg_mcp_operator.views import CnpgViews, IndexEntry
+
+log = logging.getLogger(__name__)
+
+Json = dict[str, Any]
+GROUP, VERSION, PLURAL = DATABASE_REQUESTS.group, DATABASE_REQUESTS.version, DATABASE_REQUESTS.plural
+OPTIONAL_DATABASE_KEYS = ("extensions", "schemas")
+DELETION_RECHECK_S = 60.0
+
+
+@kopf.index(GROUP, VERSION, PLURAL, registry=REGISTRY)
+def database_requests_by_cluster(body: kopf.Body, namespace: str | None, spec: kopf.Spec,
+                                 **_: Any) -> IndexEntry:
+    """(namespace, cluster) → the PgDatabaseRequests that target it (for the Cluster observer)."""
+    return {(namespace or "", str(spec.get("cluster") or "")): plain(body)}
+
+
+@kopf.index(GROUP, VERSION, PLURAL, registry=REGISTRY)
+def database_requests(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> IndexEntry:
+    """(namespace, name) → the PgDatabaseRequest (for the Database observer)."""
+    return {(namespace or "", name): plain(body)}
+
+
+@kopf.on.resume(GROUP, VERSION, PLURAL, registry=REGISTRY)
+@kopf.on.create(GROUP, VERSION, PLURAL, registry=REGISTRY)
+@kopf.on.update(GROUP, VERSION, PLURAL, registry=REGISTRY)
+async def reconcile_database_request(body: kopf.Body, memo: Any, **kwargs: Any) -> None:
+    await reconcile(runtime_of(memo), plain(body), CnpgViews.from_kwargs(kwargs))
+
+
+@kopf.on.delete(GROUP, VERSION, PLURAL, registry=REGISTRY)
+async def delete_database_request(body: kopf.Body, memo: Any, **kwargs: Any) -> None:
+    await finalize(runtime_of(memo), plain(body), CnpgViews.from_kwargs(kwargs))
+
+
+def _names(body: Mapping[str, Any]) -> tuple[str, str, str]:
+    meta = body["metadata"]
+    return meta["namespace"], meta["name"], str((body.get("spec") or {}).get("cluster") or "")
+
+
+def _verdict(body: Mapping[str, Any], database: Mapping[str, Any] | None, views: CnpgViews) -> Verdict:
+    namespace, _, cluster_name = _names(body)
+    return crd_applied_verdict("Database", database, views.cluster(namespace, cluster_name) is not None,
+                               cluster_name)
+
+
+async def reconcile(rt: Runtime, body: Json, views: CnpgViews) -> None:
+    async with rt.locks(intent_key(body)):
+        body = rt.status.freshest(body)
+        if body["metadata"].get("deletionTimestamp"):
+            return
+        namespace, name, cluster_name = _names(body)
+        if views.cluster(namespace, cluster_name) is None:
+            verdict = Verdict(False, "ClusterNotFound", f'Cluster "{cluster_name}" not found in {namespace}')
+            await rt.status.write(DATABASE_REQUESTS, body, verdict_status(body, verdict))
+            return
+        desired = build_database(body)
+        database = views.database(namespace, name)
+        conflict = None
+        if database is None:
+            database = await rt.api.create(DATABASES, namespace, desired)
+            if database is None:
+                database = await rt.api.get(DATABASES, namespace, name)
+        if database is not None and not owned_by(database, body["metadata"]["uid"]):
+            conflict = f"Database {name} exists and does not belong to this request"
+        elif database is not None:
+            patch = merge_patch(desired.get("spec") or {}, database.get("spec") or {}, OPTIONAL_DATABASE_KEYS)
+            if patch:
+                database = await rt.api.patch(DATABASES, namespace, name, {"spec": patch})
+        verdict = Verdict(False, "Conflict", conflict) if conflict else _verdict(body, database, views)
+        await rt.status.write(DATABASE_REQUESTS, body,
+                              verdict_status(body, verdict, database=name, applied=verdict.ready))
+
+
+async def refresh_status(rt: Runtime, body: Json, views: CnpgViews) -> None:
+    async with rt.locks(intent_key(body)):
+        body = rt.status.freshest(body)
+        if body["metadata"].get("deletionTimestamp") or ready_reason(body) in (None, "Conflict", "Invalid"):
+            return
+        namespace, name, _ = _names(body)
+        database = views.database(namespace, name)
+        if database is not None and not owned_by(database, body["metadata"]["uid"]):
+            return
+        verdict = _verdict(body, database, views)
+        await rt.status.write(DATABASE_REQUESTS, body,
+                              verdict_status(body, verdict, keep_generation=True, database=name,
+                                             applied=verdict.ready))
+
+
+def needs_reconcile(body: Mapping[str, Any], database: Mapping[str, Any] | None) -> bool:
+    """After a CNPG event: must the Database be (re)created, e.g. once its Cluster appeared?"""
+    if body["metadata"].get("deletionTimestamp"):
+        return False
+    status = body.get("status") or {}
+    return (status.get("observedGeneration") != body["metadata"].get("generation")
+            or ready_reason(body) == "ClusterNotFound" or database is None)
+
+
+async def finalize(rt: Runtime, body: Json, views: CnpgViews) -> None:
+    key = intent_key(body)
+    while True:
+        async with rt.locks(key):
+            body = rt.status.freshest(body)
+            verdict = await _finalize_step(rt, body, views)
+            if verdict is None:
+                rt.status.forget(body)
+                return
+            status = verdict_status(body, verdict, keep_generation=True)
+            await rt.status.write(DATABASE_REQUESTS, body, status)
+        await rt.wakeups.wait(key, DELETION_RECHECK_S)
+
+
+async def _finalize_step(rt: Runtime, body: Json, views: CnpgViews) -> Verdict | None:
+    namespace, name, cluster_name = _names(body)
+    database = views.database(namespace, name)
+    if database is None or not owned_by(database, body["metadata"]["uid"]):
+        return None
+    meta = database["metadata"]
+    if views.cluster(namespace, cluster_name) is None:
+        if not meta.get("deletionTimestamp"):
+            await rt.api.delete(DATABASES, namespace, name)
+        return None  # no cluster to drop it from: cleanup completes
+    if not meta.get("deletionTimestamp"):
+        await rt.api.delete(DATABASES, namespace, name)
+        return Verdict(False, "Deleting", f"deleting Database {name}")
+    status = database.get("status") or {}
+    if status.get("applied") is False and status.get("message"):
+        return Verdict(False, "Blocked", f"CNPG cannot drop the database: {status['message']}")
+    return Verdict(False, "Deleting", f"waiting for CNPG to release Database {name}")

@@ -1,0 +1,325 @@
+"""PgRoleRequest → a password Secret plus a DatabaseRole (CNPG ≥ 1.30) or a managed.roles entry.
+
+Reconcile: policy → Secret (generated once) → DatabaseRole or managed.roles entry → status.
+Deletion: ask CNPG to drop (or release) the role, wait until CNPG confirms, then remove what we
+produced. Ready is what CNPG reports; the observers in cnpg_observers.py keep the status current.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+
+from cnpg_mcp_api.naming import role_secret_name
+from cnpg_mcp_operator.backend import RoleBackend, backend_of
+from cnpg_mcp_operator.builders.role import (
+    build_database_role,
+    build_managed_role_entry,
+    build_role_secret,
+    generate_password,
+    merge_managed_roles,
+    remove_managed_role,
+    secret_needs_update,
+)
+from cnpg_mcp_operator.drift import merge_patch, owned_by
+from cnpg_mcp_operator.handlers.common import (
+    ROLE_REQUESTS,
+    plain,
+    policy_denial,
+    ready_reason,
+    verdict_status,
+)
+from cnpg_mcp_operator.k8s import DATABASE_ROLES, SECRETS
+from cnpg_mcp_operator.managed_roles import CLUSTER_MISSING, Edit
+from cnpg_mcp_operator.readiness import (
+    Verdict,
+    crd_applied_verdict,
+    managed_role_blocker,
+    managed_role_dropped,
+    managed_role_entry,
+    managed_role_verdict,
+)
+from cnpg_mcp_operator.registry import REGISTRY
+from cnpg_mcp_operator.runtime import Runtime, runtime_of
+from cnpg_mcp_operator.status_writer import intent_key
+from cnpg_mcp_operator.views import CnpgViews, IndexEntry
+
+log = logging.getLogger(__name__)
+
+Json = dict[str, Any]
+GROUP, VERSION, PLURAL = ROLE_REQUESTS.group, ROLE_REQUESTS.version, ROLE_REQUESTS.plural
+# Optional RoleConfiguration keys: when the request drops one, the patch must remove it too.
+OPTIONAL_ROLE_KEYS = ("validUntil", "comment", "inRoles", "passwordSecret")
+DELETION_RECHECK_S = 60.0
+
+
+@kopf.index(GROUP, VERSION, PLURAL, registry=REGISTRY)
+def role_requests_by_cluster(body: kopf.Body, namespace: str | None, spec: kopf.Spec, **_: Any) -> IndexEntry:
+    """(namespace, cluster) → the PgRoleRequests that target it (for the Cluster observer)."""
+    return {(namespace or "", str(spec.get("cluster") or "")): plain(body)}
+
+
+@kopf.index(GROUP, VERSION, PLURAL, registry=REGISTRY)
+def role_requests(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> IndexEntry:
+    """(namespace, name) → the PgRoleRequest (for the DatabaseRole observer)."""
+    return {(namespace or "", name): plain(body)}
+
+
+@kopf.on.resume(GROUP, VERSION, PLURAL, registry=REGISTRY)
+@kopf.on.create(GROUP, VERSION, PLURAL, registry=REGISTRY)
+@kopf.on.update(GROUP, VERSION, PLURAL, registry=REGISTRY)
+async def reconcile_role_request(body: kopf.Body, memo: Any, **kwargs: Any) -> None:
+    await reconcile(runtime_of(memo), plain(body), CnpgViews.from_kwargs(kwargs))
+
+
+@kopf.on.delete(GROUP, VERSION, PLURAL, registry=REGISTRY)
+async def delete_role_request(body: kopf.Body, memo: Any, **kwargs: Any) -> None:
+    await finalize(runtime_of(memo), plain(body), CnpgViews.from_kwargs(kwargs))
+
+
+# ------------------------------------------------------------------------------------ reconcile
+
+
+def _names(body: Mapping[str, Any]) -> tuple[str, str, str, str]:
+    meta, spec = body["metadata"], body.get("spec") or {}
+    return meta["namespace"], meta["name"], str(spec.get("cluster") or ""), str(spec.get("roleName") or "")
+
+
+async def reconcile(rt: Runtime, body: Json, views: CnpgViews) -> None:
+    """Idempotent: a converged request costs no API write."""
+    async with rt.locks(intent_key(body)):
+        body = rt.status.freshest(body)
+        if body["metadata"].get("deletionTimestamp"):
+            return
+        await _reconcile_locked(rt, body, views)
+
+
+async def _reconcile_locked(rt: Runtime, body: Json, views: CnpgViews) -> None:
+    namespace, name, cluster_name, role = _names(body)
+    cluster = views.cluster(namespace, cluster_name)
+    denial = policy_denial(rt, body, cluster)
+    if denial is not None:
+        refused = Verdict(False, "PolicyDenied", denial)
+        await rt.status.write(ROLE_REQUESTS, body, verdict_status(body, refused))
+        return
+    if cluster is None:  # never produce anything for a cluster we cannot check the policy against
+        verdict = Verdict(False, "ClusterNotFound", f'Cluster "{cluster_name}" not found in {namespace}')
+        await rt.status.write(ROLE_REQUESTS, body, verdict_status(body, verdict))
+        return
+    secret_name = role_secret_name(cluster_name, role)
+    conflict = await _ensure_secret(rt, body, secret_name)
+    backend = backend_of(body.get("status") or {}, rt.role_backend)
+    if conflict is None:
+        if backend is RoleBackend.DATABASE_ROLE:
+            conflict = await _ensure_database_role(rt, body, views, secret_name)
+        else:
+            conflict = await _ensure_managed_entry(rt, body, views, secret_name)
+    verdict = Verdict(False, "Conflict", conflict) if conflict else _verdict(body, views, backend, secret_name)
+    extra: Json = {"secretName": secret_name, "backend": backend.value, "applied": verdict.ready}
+    if backend is RoleBackend.DATABASE_ROLE:
+        extra["databaseRole"] = name
+    await rt.status.write(ROLE_REQUESTS, body, verdict_status(body, verdict, **extra))
+
+
+async def _ensure_secret(rt: Runtime, body: Json, secret_name: str) -> str | None:
+    """The password Secret exists, is ours, and rotates only when spec.password.rotation changes.
+
+    Returns a conflict message when a Secret of that name belongs to someone else.
+    """
+    namespace = body["metadata"]["namespace"]
+    existing = await rt.api.get(SECRETS, namespace, secret_name)
+    if existing is None:
+        created = await rt.api.create(SECRETS, namespace, build_role_secret(body, generate_password()))
+        if created is not None:
+            return None
+        existing = await rt.api.get(SECRETS, namespace, secret_name)  # created concurrently: check it
+        if existing is None:
+            raise kopf.TemporaryError(f"Secret {secret_name} vanished while being created", delay=1)
+    if not owned_by(existing, body["metadata"]["uid"]):
+        return f"Secret {secret_name} exists and does not belong to this request"
+    if secret_needs_update(existing, body):
+        rotated = build_role_secret(body, generate_password())
+        await rt.api.patch(SECRETS, namespace, secret_name, {
+            "metadata": {"annotations": rotated["metadata"].get("annotations") or {},
+                         "resourceVersion": existing["metadata"]["resourceVersion"]},
+            "stringData": rotated.get("stringData") or {},
+        })
+        log.info("PgRoleRequest %s/%s: password rotated", namespace, body["metadata"]["name"])
+    return None
+
+
+async def _ensure_database_role(rt: Runtime, body: Json, views: CnpgViews, secret_name: str) -> str | None:
+    namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+    desired = build_database_role(body, secret_name)
+    existing = views.database_role(namespace, name)
+    if existing is None:
+        if await rt.api.create(DATABASE_ROLES, namespace, desired) is not None:
+            return None
+        existing = await rt.api.get(DATABASE_ROLES, namespace, name)
+        if existing is None:
+            raise kopf.TemporaryError(f"DatabaseRole {name} vanished while being created", delay=1)
+    if not owned_by(existing, body["metadata"]["uid"]):
+        return f"DatabaseRole {name} exists and does not belong to this request"
+    patch = merge_patch(desired.get("spec") or {}, existing.get("spec") or {}, OPTIONAL_ROLE_KEYS)
+    if patch:
+        await rt.api.patch(DATABASE_ROLES, namespace, name, {"spec": patch})
+    return None
+
+
+def _upsert(entry: Json, secret_name: str) -> Edit:
+    def edit(roles: list[Json]) -> tuple[list[Json], str]:
+        current = next((r for r in roles if r.get("name") == entry["name"]), None)
+        if current is not None and not _is_our_entry(current, secret_name):
+            return roles, "conflict"
+        merged = merge_managed_roles(roles, entry)
+        return merged, "written" if merged != roles else "unchanged"
+    return edit
+
+
+def _remove(role: str, secret_name: str) -> Edit:
+    def edit(roles: list[Json]) -> tuple[list[Json], str]:
+        current = next((r for r in roles if r.get("name") == role), None)
+        if current is None or not _is_our_entry(current, secret_name):
+            return roles, "absent"
+        return remove_managed_role(roles, role), "removed"
+    return edit
+
+
+def _is_our_entry(entry: Mapping[str, Any], secret_name: str) -> bool:
+    """Our entries point at our Secret; anything else in managed.roles belongs to someone else."""
+    return bool((entry.get("passwordSecret") or {}).get("name") == secret_name)
+
+
+async def _ensure_managed_entry(rt: Runtime, body: Json, views: CnpgViews, secret_name: str) -> str | None:
+    namespace, _, cluster_name, role = _names(body)
+    entry = build_managed_role_entry(body, secret_name)
+    current = managed_role_entry(views.cluster(namespace, cluster_name), role)
+    if current is not None and _is_our_entry(current, secret_name) and current == entry:
+        return None  # converged, seen in the watch cache: no read, no write
+    outcome = await rt.managed_roles.edit(namespace, cluster_name, _upsert(entry, secret_name))
+    if outcome == "conflict":
+        return f"Cluster {cluster_name} already manages a role {role} that this request did not create"
+    if outcome == CLUSTER_MISSING:
+        return None  # the verdict reports ClusterNotFound from the cache soon enough
+    return None
+
+
+def _verdict(body: Json, views: CnpgViews, backend: RoleBackend, secret_name: str) -> Verdict:
+    namespace, name, cluster_name, role = _names(body)
+    cluster = views.cluster(namespace, cluster_name)
+    if backend is RoleBackend.DATABASE_ROLE:
+        return crd_applied_verdict("DatabaseRole", views.database_role(namespace, name), cluster is not None,
+                                   cluster_name)
+    return managed_role_verdict(cluster, role, cluster_name, build_managed_role_entry(body, secret_name))
+
+
+async def refresh_status(rt: Runtime, body: Json, views: CnpgViews) -> None:
+    """Status only, from what CNPG reports now (called by the observers)."""
+    async with rt.locks(intent_key(body)):
+        body = rt.status.freshest(body)
+        status = body.get("status") or {}
+        if body["metadata"].get("deletionTimestamp") or not status.get("backend"):
+            return  # deletion reports its own progress; unproduced requests have nothing to mirror
+        if ready_reason(body) in ("PolicyDenied", "Conflict", "Invalid"):
+            return
+        backend = backend_of(status, rt.role_backend)
+        verdict = _verdict(body, views, backend, str(status.get("secretName") or ""))
+        await rt.status.write(ROLE_REQUESTS, body,
+                              verdict_status(body, verdict, keep_generation=True, applied=verdict.ready))
+
+
+def needs_reconcile(body: Mapping[str, Any], views: CnpgViews, detected: RoleBackend) -> bool:
+    """After a Cluster event: must this request (re)produce, or is a status refresh enough?"""
+    status = body.get("status") or {}
+    if body["metadata"].get("deletionTimestamp"):
+        return False
+    if status.get("observedGeneration") != body["metadata"].get("generation"):
+        return True
+    if ready_reason(body) in ("ClusterNotFound", "PolicyDenied"):
+        return True  # the cluster appeared (or its bootstrap owner changed): decide again
+    if backend_of(status, detected) is RoleBackend.MANAGED_ROLES:
+        namespace, _, cluster_name, role = _names(body)
+        return managed_role_entry(views.cluster(namespace, cluster_name), role) is None
+    return False
+
+
+# ------------------------------------------------------------------------------------- deletion
+
+
+async def finalize(rt: Runtime, body: Json, views: CnpgViews) -> None:
+    """Drop (or release) the role, wait for CNPG to confirm, then remove the entry and the Secret.
+
+    Waiting is event-driven: the observers wake us on every change of the DatabaseRole or Cluster.
+    """
+    key = intent_key(body)
+    while True:
+        async with rt.locks(key):
+            body = rt.status.freshest(body)
+            verdict = await _finalize_step(rt, body, views)
+            if verdict is None:
+                await _delete_secret(rt, body)
+                rt.status.forget(body)
+                log.info("PgRoleRequest %s/%s: cleanup complete", key[1], key[2])
+                return
+            await rt.status.write(ROLE_REQUESTS, body, verdict_status(body, verdict, keep_generation=True))
+        await rt.wakeups.wait(key, DELETION_RECHECK_S)
+
+
+async def _finalize_step(rt: Runtime, body: Json, views: CnpgViews) -> Verdict | None:
+    """One step of the deletion; None when nothing of ours is left but the Secret."""
+    namespace, name, cluster_name, role = _names(body)
+    uid = body["metadata"]["uid"]
+    drop = str((body.get("spec") or {}).get("reclaimPolicy") or "delete") == "delete"
+    cluster = views.cluster(namespace, cluster_name)
+    database_role = views.database_role(namespace, name)
+    if database_role is not None and owned_by(database_role, uid):
+        return await _release_database_role(rt, database_role, drop, cluster is not None, role)
+    secret_name = role_secret_name(cluster_name, role)
+    entry = managed_role_entry(cluster, role)
+    if cluster is None or entry is None or not _is_our_entry(entry, secret_name):
+        return None
+    if not drop or managed_role_dropped(cluster, role):
+        await rt.managed_roles.edit(namespace, cluster_name, _remove(role, secret_name))
+        return None
+    if entry.get("ensure") != "absent":
+        absent = {**entry, "ensure": "absent"}
+        await rt.managed_roles.edit(namespace, cluster_name, _upsert(absent, secret_name))
+        return Verdict(False, "Deleting", f"asked CNPG to drop role {role}")
+    blocker = managed_role_blocker(cluster, role)
+    if blocker:
+        return Verdict(False, "Blocked", f"CNPG cannot drop role {role}: {blocker}")
+    return Verdict(False, "Deleting", f"waiting for CNPG to drop role {role}")
+
+
+async def _release_database_role(rt: Runtime, database_role: Json, drop: bool, cluster_exists: bool,
+                                 role: str) -> Verdict | None:
+    meta = database_role["metadata"]
+    namespace, name = meta["namespace"], meta["name"]
+    if not cluster_exists:
+        if not meta.get("deletionTimestamp"):
+            await rt.api.delete(DATABASE_ROLES, namespace, name)
+        return None  # nothing left to drop it in: cleanup completes
+    policy = "delete" if drop else "retain"
+    if not meta.get("deletionTimestamp"):
+        if (database_role.get("spec") or {}).get("databaseRoleReclaimPolicy") != policy:
+            await rt.api.patch(DATABASE_ROLES, namespace, name,
+                               {"spec": {"databaseRoleReclaimPolicy": policy}})
+        await rt.api.delete(DATABASE_ROLES, namespace, name)
+        return Verdict(False, "Deleting", f"asked CNPG to {'drop' if drop else 'release'} role {role}")
+    status = database_role.get("status") or {}
+    if status.get("applied") is False and status.get("message"):
+        return Verdict(False, "Blocked", f"CNPG cannot drop role {role}: {status['message']}")
+    return Verdict(False, "Deleting", f"waiting for CNPG to {'drop' if drop else 'release'} role {role}")
+
+
+async def _delete_secret(rt: Runtime, body: Json) -> None:
+    namespace, _, cluster_name, role = _names(body)
+    secret_name = role_secret_name(cluster_name, role)
+    secret = await rt.api.get(SECRETS, namespace, secret_name)
+    if secret is not None and owned_by(secret, body["metadata"]["uid"]):
+        await rt.api.delete(SECRETS, namespace, secret_name)
+
+

@@ -1,0 +1,82 @@
+"""The single writer of intent statuses: serialised per intent, and silent when nothing changes.
+
+Both the intent handlers and the CNPG observers compute an intent's status; they all hand it here.
+The writer compares against the newest status it knows (the body it was given, or what its own
+last write returned, whichever has the higher resourceVersion), writes only a difference, and
+posts an Event when the Ready condition changes status or reason.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from cnpg_mcp_operator import events
+from cnpg_mcp_operator.builders.status import status_patch_if_changed
+from cnpg_mcp_operator.k8s import Api, ApiError, Resource
+
+log = logging.getLogger(__name__)
+
+Json = dict[str, Any]
+IntentKey = tuple[str, str, str]  # (kind, namespace, name)
+
+
+def intent_key(body: Mapping[str, Any]) -> IntentKey:
+    meta = body["metadata"]
+    return str(body.get("kind")), str(meta["namespace"]), str(meta["name"])
+
+
+def _version(body: Mapping[str, Any] | None) -> int:
+    try:
+        return int(((body or {}).get("metadata") or {}).get("resourceVersion") or 0)
+    except ValueError:  # resourceVersion is opaque in principle; etcd makes it an integer
+        return 0
+
+
+def ready_condition(status: Mapping[str, Any] | None) -> Json | None:
+    for condition in (status or {}).get("conditions") or []:
+        if condition.get("type") == "Ready":
+            return dict(condition)
+    return None
+
+
+class StatusWriter:
+    def __init__(self, api: Api) -> None:
+        self._api = api
+        self._newest: dict[IntentKey, Json] = {}
+
+    def freshest(self, body: Mapping[str, Any]) -> Json:
+        """The newest body known for this intent: `body` or the one our last write returned."""
+        key = intent_key(body)
+        known = self._newest.get(key)
+        if known is not None and _version(known) > _version(body):
+            return known
+        fresh = dict(body)
+        self._newest[key] = fresh
+        return fresh
+
+    def forget(self, body: Mapping[str, Any]) -> None:
+        self._newest.pop(intent_key(body), None)
+
+    async def write(self, resource: Resource, body: Mapping[str, Any], desired: Mapping[str, Any]) -> Json:
+        """Brings the intent's status to `desired` (only the keys given); returns the freshest body.
+
+        Call under the intent's lock, with `body` from `freshest()`.
+        """
+        current = dict(body.get("status") or {})
+        patch = status_patch_if_changed(current, dict(desired))
+        if not patch:
+            return dict(body)
+        meta = body["metadata"]
+        try:
+            updated = await self._api.patch_status(resource, meta["namespace"], meta["name"], patch)
+        except ApiError as exc:
+            if exc.not_found:  # the intent is gone: nobody is left to read its status
+                return dict(body)
+            raise
+        self._newest[intent_key(body)] = updated
+        before, after = ready_condition(current), ready_condition(updated.get("status"))
+        if after is not None:
+            events.post_transition(updated, before, after)
+        return updated
