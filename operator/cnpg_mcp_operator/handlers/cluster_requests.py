@@ -15,8 +15,15 @@ from typing import Any
 import kopf
 
 from cnpg_mcp_api import constants
+from cnpg_mcp_api.models import PgClusterRequestSpec
 from cnpg_mcp_operator.builders.cluster import build_cluster, build_cluster_patch
-from cnpg_mcp_operator.handlers.common import CLUSTER_REQUESTS, plain, ready_reason, verdict_status
+from cnpg_mcp_operator.handlers.common import (
+    CLUSTER_REQUESTS,
+    plain,
+    ready_reason,
+    spec_problem,
+    verdict_status,
+)
 from cnpg_mcp_operator.k8s import CLUSTERS
 from cnpg_mcp_operator.readiness import Verdict, cluster_verdict
 from cnpg_mcp_operator.registry import REGISTRY
@@ -69,6 +76,10 @@ async def reconcile(rt: Runtime, body: Json, views: CnpgViews) -> None:
         if body["metadata"].get("deletionTimestamp"):
             return
         namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+        invalid = spec_problem(PgClusterRequestSpec, body)
+        if invalid is not None:
+            await rt.status.write(CLUSTER_REQUESTS, body, verdict_status(body, invalid))
+            return
         cluster = views.cluster(namespace, name)
         if cluster is None:
             cluster = await rt.api.create(CLUSTERS, namespace, build_cluster(body))

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from pydantic import BaseModel, ValidationError
+
 from cnpg_mcp_api import constants
 from cnpg_mcp_api.policy import role_request_violations
 from cnpg_mcp_operator.builders.status import make_condition
@@ -81,3 +83,18 @@ def bootstrap_owner(cluster: Mapping[str, Any] | None) -> str | None:
     initdb = bootstrap.get("initdb") or {}
     database = initdb.get("database") or "app"
     return str(initdb.get("owner") or database)
+
+
+def spec_problem(model: type[BaseModel], body: Mapping[str, Any]) -> Verdict | None:
+    """An `Invalid` verdict when the spec does not fit the typed model (e.g. an older CRD is installed).
+
+    The CRD normally refuses such specs first; this keeps the operator from retrying forever.
+    """
+    try:
+        model.model_validate(body.get("spec") or {})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"spec.{'.'.join(str(part) for part in error['loc'])}: {error['msg']}" for error in exc.errors()[:3]
+        )
+        return Verdict(False, "Invalid", f"invalid spec: {problems}")
+    return None

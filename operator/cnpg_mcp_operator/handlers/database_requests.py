@@ -13,9 +13,16 @@ from typing import Any
 
 import kopf
 
+from cnpg_mcp_api.models import PgDatabaseRequestSpec
 from cnpg_mcp_operator.builders.database import build_database
 from cnpg_mcp_operator.drift import merge_patch, owned_by
-from cnpg_mcp_operator.handlers.common import DATABASE_REQUESTS, plain, ready_reason, verdict_status
+from cnpg_mcp_operator.handlers.common import (
+    DATABASE_REQUESTS,
+    plain,
+    ready_reason,
+    spec_problem,
+    verdict_status,
+)
 from cnpg_mcp_operator.k8s import DATABASES
 from cnpg_mcp_operator.readiness import Verdict, crd_applied_verdict
 from cnpg_mcp_operator.registry import REGISTRY
@@ -73,6 +80,10 @@ async def reconcile(rt: Runtime, body: Json, views: CnpgViews) -> None:
         if body["metadata"].get("deletionTimestamp"):
             return
         namespace, name, cluster_name = _names(body)
+        invalid = spec_problem(PgDatabaseRequestSpec, body)
+        if invalid is not None:
+            await rt.status.write(DATABASE_REQUESTS, body, verdict_status(body, invalid))
+            return
         if views.cluster(namespace, cluster_name) is None:
             verdict = Verdict(False, "ClusterNotFound", f'Cluster "{cluster_name}" not found in {namespace}')
             await rt.status.write(DATABASE_REQUESTS, body, verdict_status(body, verdict))

@@ -13,6 +13,7 @@ from typing import Any
 
 import kopf
 
+from cnpg_mcp_api.models import PgRoleRequestSpec
 from cnpg_mcp_api.naming import role_secret_name
 from cnpg_mcp_operator.backend import RoleBackend, backend_of
 from cnpg_mcp_operator.builders.role import (
@@ -30,6 +31,7 @@ from cnpg_mcp_operator.handlers.common import (
     plain,
     policy_denial,
     ready_reason,
+    spec_problem,
     verdict_status,
 )
 from cnpg_mcp_operator.k8s import DATABASE_ROLES, SECRETS
@@ -98,6 +100,10 @@ async def reconcile(rt: Runtime, body: Json, views: CnpgViews) -> None:
 
 
 async def _reconcile_locked(rt: Runtime, body: Json, views: CnpgViews) -> None:
+    invalid = spec_problem(PgRoleRequestSpec, body)
+    if invalid is not None:
+        await rt.status.write(ROLE_REQUESTS, body, verdict_status(body, invalid))
+        return
     namespace, name, cluster_name, role = _names(body)
     cluster = views.cluster(namespace, cluster_name)
     denial = policy_denial(rt, body, cluster)

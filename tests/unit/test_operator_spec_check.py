@@ -1,0 +1,15 @@
+from __future__ import annotations
+
+from cnpg_mcp_api.models import PgClusterRequestSpec, PgRoleRequestSpec
+from cnpg_mcp_operator.handlers.common import spec_problem
+
+
+def test_a_spec_the_models_refuse_is_invalid_not_retried() -> None:
+    verdict = spec_problem(PgClusterRequestSpec, {"spec": {"instances": 42}})
+    assert verdict is not None
+    assert (verdict.ready, verdict.reason) == (False, "Invalid")
+    assert "spec.instances" in verdict.message
+
+
+def test_a_good_spec_has_no_problem() -> None:
+    assert spec_problem(PgRoleRequestSpec, {"spec": {"cluster": "c", "roleName": "app_user"}}) is None
