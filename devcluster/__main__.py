@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -32,6 +33,8 @@ def _start_substrate(*, detach: bool) -> tuple[controlplane.ControlPlane, Postgr
     if SANDBOX_STATE.exists():
         raise SystemExit(f"a sandbox seems to run already ({SANDBOX_STATE}); run `make cluster-down` first")
     STATE_DIR.mkdir(exist_ok=True)
+    for leftover in ("controlplane", "postgres"):  # a sandbox always starts from scratch
+        shutil.rmtree(STATE_DIR / leftover, ignore_errors=True)
     started = time.monotonic()
     plane = controlplane.start(STATE_DIR / "controlplane", detach=detach)
     try:
