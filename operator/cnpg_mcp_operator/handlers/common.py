@@ -73,16 +73,29 @@ def policy_denial(rt: Runtime, body: Mapping[str, Any], cluster: Mapping[str, An
     return "refused by policy: " + "; ".join(violations)
 
 
-def bootstrap_owner(cluster: Mapping[str, Any] | None) -> str | None:
-    """The owner of the Cluster's bootstrap database (CNPG's default: the database name, "app")."""
+def _initdb(cluster: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    """The Cluster's initdb bootstrap section ({} for CNPG's default), None if it bootstraps otherwise."""
     if cluster is None:
         return None
     bootstrap = (cluster.get("spec") or {}).get("bootstrap") or {}
     if bootstrap and "initdb" not in bootstrap:
         return None
-    initdb = bootstrap.get("initdb") or {}
-    database = initdb.get("database") or "app"
-    return str(initdb.get("owner") or database)
+    initdb: Mapping[str, Any] = bootstrap.get("initdb") or {}
+    return initdb
+
+
+def bootstrap_database(cluster: Mapping[str, Any] | None) -> str:
+    """The Cluster's bootstrap database (CNPG's default "app"): the dbname in role Secrets."""
+    initdb = _initdb(cluster) or {}
+    return str(initdb.get("database") or "app")
+
+
+def bootstrap_owner(cluster: Mapping[str, Any] | None) -> str | None:
+    """The owner of the Cluster's bootstrap database (CNPG's default: the database name, "app")."""
+    initdb = _initdb(cluster)
+    if initdb is None:
+        return None
+    return str(initdb.get("owner") or bootstrap_database(cluster))
 
 
 def spec_problem(model: type[BaseModel], body: Mapping[str, Any]) -> Verdict | None:

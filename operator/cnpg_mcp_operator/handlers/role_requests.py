@@ -28,6 +28,7 @@ from cnpg_mcp_operator.builders.role import (
 from cnpg_mcp_operator.drift import merge_patch, owned_by
 from cnpg_mcp_operator.handlers.common import (
     ROLE_REQUESTS,
+    bootstrap_database,
     plain,
     policy_denial,
     ready_reason,
@@ -116,7 +117,7 @@ async def _reconcile_locked(rt: Runtime, body: Json, views: CnpgViews) -> None:
         await rt.status.write(ROLE_REQUESTS, body, verdict_status(body, verdict))
         return
     secret_name = role_secret_name(cluster_name, role)
-    conflict = await _ensure_secret(rt, body, secret_name)
+    conflict = await _ensure_secret(rt, body, secret_name, bootstrap_database(cluster))
     backend = backend_of(body.get("status") or {}, rt.role_backend)
     if conflict is None:
         if backend is RoleBackend.DATABASE_ROLE:
@@ -130,7 +131,7 @@ async def _reconcile_locked(rt: Runtime, body: Json, views: CnpgViews) -> None:
     await rt.status.write(ROLE_REQUESTS, body, verdict_status(body, verdict, **extra))
 
 
-async def _ensure_secret(rt: Runtime, body: Json, secret_name: str) -> str | None:
+async def _ensure_secret(rt: Runtime, body: Json, secret_name: str, dbname: str) -> str | None:
     """The password Secret exists, is ours, and rotates only when spec.password.rotation changes.
 
     Returns a conflict message when a Secret of that name belongs to someone else.
@@ -138,7 +139,7 @@ async def _ensure_secret(rt: Runtime, body: Json, secret_name: str) -> str | Non
     namespace = body["metadata"]["namespace"]
     existing = await rt.api.get(SECRETS, namespace, secret_name)
     if existing is None:
-        created = await rt.api.create(SECRETS, namespace, build_role_secret(body, generate_password()))
+        created = await rt.api.create(SECRETS, namespace, build_role_secret(body, generate_password(), dbname=dbname))
         if created is not None:
             return None
         existing = await rt.api.get(SECRETS, namespace, secret_name)  # created concurrently: check it
@@ -147,7 +148,7 @@ async def _ensure_secret(rt: Runtime, body: Json, secret_name: str) -> str | Non
     if not owned_by(existing, body["metadata"]["uid"]):
         return f"Secret {secret_name} exists and does not belong to this request"
     if secret_needs_update(existing, body):
-        rotated = build_role_secret(body, generate_password())
+        rotated = build_role_secret(body, generate_password(), dbname=dbname)
         await rt.api.patch(SECRETS, namespace, secret_name, {
             "metadata": {"annotations": rotated["metadata"].get("annotations") or {},
                          "resourceVersion": existing["metadata"]["resourceVersion"]},
