@@ -1,0 +1,56 @@
+"""Tool failures with a stable code and an actionable message (surfaced to the model as isError)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from mcp.server.mcpserver.exceptions import ToolError
+
+INVALID_ARGUMENT = "INVALID_ARGUMENT"
+NOT_FOUND = "NOT_FOUND"
+ALREADY_EXISTS = "ALREADY_EXISTS"
+CONFLICT = "CONFLICT"
+FORBIDDEN = "FORBIDDEN"
+UNAUTHENTICATED = "UNAUTHENTICATED"
+NAMESPACE_NOT_ALLOWED = "NAMESPACE_NOT_ALLOWED"
+PASSWORD_NOT_ACCEPTED = "PASSWORD_NOT_ACCEPTED"
+REFUSED = "REFUSED"
+API_ERROR = "API_ERROR"
+UNAVAILABLE = "UNAVAILABLE"
+
+
+def tool_error(code: str, message: str) -> ToolError:
+    return ToolError(f"[{code}] {message}")
+
+
+def _api_message(exc: Any) -> str:
+    body = getattr(exc, "body", None)
+    if body:
+        try:
+            return str(json.loads(body).get("message") or body)
+        except (ValueError, AttributeError):
+            return str(body)
+    return str(getattr(exc, "reason", "") or exc)
+
+
+def from_api_exception(exc: Any, doing: str) -> ToolError:
+    """Map a Kubernetes ApiException to a ToolError that says what to do next."""
+    status = int(getattr(exc, "status", 0) or 0)
+    message = _api_message(exc)
+    if status == 404:
+        return tool_error(NOT_FOUND, f"{doing}: not found ({message}). Check the name and namespace; "
+                                     "list_postgres_clusters shows what exists.")
+    if status == 409:
+        return tool_error(ALREADY_EXISTS if "already exists" in message else CONFLICT,
+                          f"{doing}: {message}. Read the current state and try again.")
+    if status == 403:
+        return tool_error(FORBIDDEN, f"{doing}: permission denied by Kubernetes RBAC ({message}). "
+                                     "Ask a cluster admin for access to this namespace.")
+    if status == 401:
+        return tool_error(UNAUTHENTICATED, f"{doing}: the gateway's Kubernetes credentials were rejected.")
+    if status == 422:
+        return tool_error(INVALID_ARGUMENT, f"{doing}: the API server refused the request: {message}")
+    if status == 0:
+        return tool_error(UNAVAILABLE, f"{doing}: the Kubernetes API is unreachable ({message}).")
+    return tool_error(API_ERROR, f"{doing}: Kubernetes API error {status}: {message}")

@@ -1,0 +1,54 @@
+"""What every tool shares: configuration, the Kubernetes door, namespaces, who is asking."""
+
+from __future__ import annotations
+
+import getpass
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from kubernetes.client.exceptions import ApiException
+
+from mcp_gateway import errors, identity
+from mcp_gateway.config import GatewayConfig
+from mcp_gateway.k8s import Kube
+
+_NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+@dataclass
+class Gateway:
+    config: GatewayConfig
+    kube: Kube
+    default_namespace: str
+
+    def namespace(self, requested: str | None) -> str:
+        namespace = requested or self.default_namespace
+        if not _NAMESPACE.match(namespace) or len(namespace) > 63:
+            raise errors.tool_error(errors.INVALID_ARGUMENT, f"{namespace!r} is not a valid namespace name")
+        if self.config.namespace_allow and namespace not in self.config.namespace_allow:
+            raise errors.tool_error(
+                errors.NAMESPACE_NOT_ALLOWED,
+                f"namespace {namespace!r} is not served by this gateway; allowed: "
+                + ", ".join(self.config.namespace_allow),
+            )
+        return namespace
+
+    def requested_by(self) -> str:
+        who = identity.caller()
+        if who is not None:
+            return who.user
+        return f"local:{getpass.getuser()}"
+
+    @asynccontextmanager
+    async def acting(self, doing: str) -> AsyncIterator[None]:
+        """Runs a tool's API calls as the caller (with --impersonate) and maps API errors to tool errors."""
+        who = identity.caller() if self.config.impersonate else None
+        token = identity.impersonate(who)
+        try:
+            yield
+        except ApiException as exc:
+            raise errors.from_api_exception(exc, doing) from exc
+        finally:
+            identity.reset(token)

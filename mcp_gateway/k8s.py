@@ -1,0 +1,147 @@
+"""The gateway's only door to the Kubernetes API: one long-lived client per process.
+
+Calls run in worker threads (the kubernetes client is synchronous). Reads cover CNPG objects and
+intents; writes are restricted to the three intent kinds by construction: `write_intent`,
+`patch_intent` and `delete_intent` are the only writing methods.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import anyio
+import urllib3
+from kubernetes import client, config
+
+from cnpg_mcp_api import constants
+from mcp_gateway import identity
+
+T = TypeVar("T")
+INTENT_PLURALS = (constants.CLUSTER_REQUEST_PLURAL, constants.ROLE_REQUEST_PLURAL,
+                  constants.DATABASE_REQUEST_PLURAL)
+_GROUP_SEPARATOR = "\n"  # never valid inside a header value, so safe to split on
+REQUEST_TIMEOUT = 30
+
+
+def _multi_value_headers(request: Callable[..., Any]) -> Callable[..., Any]:
+    """The generated client keeps one value per header; impersonation needs one Impersonate-Group per group."""
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        headers = kwargs.get("headers")
+        if headers and _GROUP_SEPARATOR in str(headers.get("Impersonate-Group", "")):
+            multi = urllib3.HTTPHeaderDict()
+            for key, value in headers.items():
+                for part in (str(value).split(_GROUP_SEPARATOR) if key == "Impersonate-Group" else [value]):
+                    multi.add(key, part)
+            kwargs["headers"] = multi
+        return request(*args, **kwargs)
+    return wrapped
+
+
+class Kube:
+    def __init__(self, api_client: Any) -> None:
+        self.api_client = api_client
+        pool = api_client.rest_client.pool_manager
+        pool.request = _multi_value_headers(pool.request)
+        self.custom = client.CustomObjectsApi(api_client)
+        self.core = client.CoreV1Api(api_client)
+
+    @classmethod
+    def connect(cls, kubeconfig: str | None = None) -> Kube:
+        path = kubeconfig or os.environ.get("KUBECONFIG")
+        if path and Path(path).exists():
+            return cls(config.new_client_from_config(config_file=path))
+        if os.environ.get("KUBERNETES_SERVICE_HOST"):
+            configuration = client.Configuration()
+            config.load_incluster_config(client_configuration=configuration)
+            return cls(client.ApiClient(configuration))
+        return cls(config.new_client_from_config())
+
+    def close(self) -> None:
+        self.api_client.close()
+
+    @staticmethod
+    def _headers() -> dict[str, str] | None:
+        who = identity.impersonated()
+        if who is None:
+            return None
+        headers = {"Impersonate-User": who.user}
+        if who.groups:
+            headers["Impersonate-Group"] = _GROUP_SEPARATOR.join(who.groups)
+        return headers
+
+    async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        headers = self._headers()
+        if headers:
+            kwargs["_headers"] = headers
+        kwargs.setdefault("_request_timeout", REQUEST_TIMEOUT)
+        return await anyio.to_thread.run_sync(lambda: fn(*args, **kwargs))
+
+    # ------------------------------------------------------------------ reads
+    async def get(self, group: str, version: str, plural: str, namespace: str, name: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self._call(self.custom.get_namespaced_custom_object, group, version,
+                                                  namespace, plural, name)
+        return result
+
+    async def get_or_none(self, group: str, version: str, plural: str, namespace: str,
+                          name: str) -> dict[str, Any] | None:
+        from kubernetes.client.exceptions import ApiException  # noqa: PLC0415
+
+        try:
+            return await self.get(group, version, plural, namespace, name)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    async def list_objects(self, group: str, version: str, plural: str, namespace: str,
+                   label_selector: str | None = None) -> list[dict[str, Any]]:
+        kwargs: dict[str, Any] = {"label_selector": label_selector} if label_selector else {}
+        result = await self._call(self.custom.list_namespaced_custom_object, group, version, namespace, plural,
+                                  **kwargs)
+        items: list[dict[str, Any]] = result.get("items", [])
+        return items
+
+    async def cnpg_get_or_none(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+        return await self.get_or_none(constants.CNPG_GROUP, constants.CNPG_VERSION, plural, namespace, name)
+
+    async def cnpg_list(self, plural: str, namespace: str) -> list[dict[str, Any]]:
+        return await self.list_objects(constants.CNPG_GROUP, constants.CNPG_VERSION, plural, namespace)
+
+    async def intent_get_or_none(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+        return await self.get_or_none(constants.GROUP, constants.VERSION, plural, namespace, name)
+
+    async def intent_list(self, plural: str, namespace: str) -> list[dict[str, Any]]:
+        return await self.list_objects(constants.GROUP, constants.VERSION, plural, namespace)
+
+    async def reachable(self) -> bool:
+        try:
+            await anyio.to_thread.run_sync(lambda: client.VersionApi(self.api_client).get_code(_request_timeout=5))
+        except Exception:  # any failure means "not ready"
+            return False
+        return True
+
+    # ------------------------------------------------------------------ writes: intents only
+    async def write_intent(self, plural: str, namespace: str, body: dict[str, Any], *,
+                           dry_run: bool = False) -> dict[str, Any]:
+        assert plural in INTENT_PLURALS
+        kwargs: dict[str, Any] = {"dry_run": "All"} if dry_run else {}
+        result: dict[str, Any] = await self._call(self.custom.create_namespaced_custom_object, constants.GROUP,
+                                                  constants.VERSION, namespace, plural, body, **kwargs)
+        return result
+
+    async def patch_intent(self, plural: str, namespace: str, name: str, patch: dict[str, Any], *,
+                           dry_run: bool = False) -> dict[str, Any]:
+        assert plural in INTENT_PLURALS
+        kwargs: dict[str, Any] = {"dry_run": "All"} if dry_run else {}
+        result: dict[str, Any] = await self._call(self.custom.patch_namespaced_custom_object, constants.GROUP,
+                                                  constants.VERSION, namespace, plural, name, patch, **kwargs)
+        return result
+
+    async def delete_intent(self, plural: str, namespace: str, name: str, *, dry_run: bool = False) -> None:
+        assert plural in INTENT_PLURALS
+        kwargs: dict[str, Any] = {"dry_run": "All"} if dry_run else {}
+        await self._call(self.custom.delete_namespaced_custom_object, constants.GROUP, constants.VERSION,
+                         namespace, plural, name, **kwargs)

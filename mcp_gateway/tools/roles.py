@@ -1,0 +1,183 @@
+"""Role tools: list, create, update, delete — through PgRoleRequests; passwords never pass through here."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from mcp.server import MCPServer
+from mcp.types import CallToolResult, ToolAnnotations
+from pydantic import Field
+
+from cnpg_mcp_api import constants
+from cnpg_mcp_api.models import PG_IDENTIFIER_PATTERN
+from cnpg_mcp_api.naming import role_request_name, role_secret_name
+from mcp_gateway import errors, intents, render
+from mcp_gateway.gateway import Gateway
+from mcp_gateway.tools import result
+from mcp_gateway.tools.clusters import ClusterName, DryRun, Namespace
+
+PLURAL = constants.ROLE_REQUEST_PLURAL
+RoleName = Annotated[str, Field(description="PostgreSQL role name (lowercase letters, digits, '_').",
+                                pattern=PG_IDENTIFIER_PATTERN, max_length=63)]
+Flag = Annotated[bool | None, Field(description="New value; omit to keep")]
+
+
+async def _require_cluster(gw: Gateway, ns: str, cluster_name: str) -> dict[str, Any]:
+    cluster = await gw.kube.cnpg_get_or_none(constants.CNPG_CLUSTERS, ns, cluster_name)
+    if cluster is None and await gw.kube.intent_get_or_none(constants.CLUSTER_REQUEST_PLURAL, ns,
+                                                            cluster_name) is None:
+        raise errors.tool_error(errors.NOT_FOUND, f"no cluster {cluster_name!r} in namespace {ns!r}; "
+                                                  "list_postgres_clusters shows what exists")
+    return cluster or {}
+
+
+def register(mcp: MCPServer, gw: Gateway, *, writes: bool, deletes: bool) -> None:
+    async def list_postgres_roles(cluster_name: ClusterName, namespace: Namespace = None,
+                                  format: Annotated[Literal["text", "json"], Field(
+                                      description="'text' (default) or 'json'")] = "text") -> CallToolResult:
+        """List the roles of a cluster: those requested through cnpg-mcp (with CNPG's reconcile state), and
+        those declared directly in the Cluster's spec.managed.roles or as DatabaseRole objects."""
+        ns = gw.namespace(namespace)
+        async with gw.acting(f"listing roles of {ns}/{cluster_name}"):
+            cluster = await _require_cluster(gw, ns, cluster_name)
+            requests = [r for r in await gw.kube.intent_list(PLURAL, ns) if r["spec"].get("cluster") == cluster_name]
+            database_roles = [d for d in await gw.kube.cnpg_list(constants.CNPG_DATABASE_ROLES, ns)
+                              if (d.get("spec") or {}).get("cluster", {}).get("name") == cluster_name]
+        roles = [render.role_entry(r["spec"]["roleName"], r["spec"], source="PgRoleRequest " + r["metadata"]["name"],
+                                   state=render.intent_state(r), secret_name=(r.get("status") or {}).get("secretName"))
+                 for r in requests]
+        seen = {r["name"] for r in roles}
+        managed_status = (cluster.get("status") or {}).get("managedRolesStatus") or {}
+        reconciled = set((managed_status.get("byStatus") or {}).get("reconciled") or [])
+        cannot = managed_status.get("cannotReconcile") or {}
+        for entry in (cluster.get("spec") or {}).get("managed", {}).get("roles") or []:
+            if entry.get("name") in seen:
+                continue
+            state = {"ready": entry["name"] in reconciled,
+                     "reason": "Reconciled" if entry["name"] in reconciled else "Pending",
+                     "message": "; ".join(cannot.get(entry["name"]) or []) or None}
+            roles.append(render.role_entry(entry["name"], entry, source="Cluster spec.managed.roles", state=state,
+                                           secret_name=None))
+            seen.add(entry["name"])
+        for database_role in database_roles:
+            spec, status = database_role.get("spec") or {}, database_role.get("status") or {}
+            if spec.get("name") in seen:
+                continue
+            state = {"ready": bool(status.get("applied")), "reason": "Applied" if status.get("applied") else "Pending",
+                     "message": status.get("message")}
+            roles.append(render.role_entry(spec.get("name", "?"), spec,
+                                           source="DatabaseRole " + database_role["metadata"]["name"],
+                                           state=state, secret_name=None))
+        data = {"cluster": f"{ns}/{cluster_name}", "roles": roles, "count": len(roles)}
+        text = (f"No roles managed in cluster {ns}/{cluster_name} (besides CNPG's own)." if not roles else
+                f"{len(roles)} role(s) in cluster {ns}/{cluster_name}:\n" + "\n".join(map(render.role_text, roles)))
+        return result(text, data, as_json=format == "json")
+
+    mcp.add_tool(list_postgres_roles, name="list_postgres_roles", annotations=ToolAnnotations(
+        read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False))
+    if not writes:
+        return
+
+    async def create_postgres_role(
+        cluster_name: ClusterName, role_name: RoleName,
+        login: bool = True, superuser: bool = False, inherit: bool = True, createdb: bool = False,
+        createrole: bool = False, replication: bool = False,
+        namespace: Namespace = None, dry_run: DryRun = False,
+    ) -> CallToolResult:
+        """Create a PostgreSQL role in a cluster (a PgRoleRequest). The operator generates a password and stores
+        it in the Secret cnpg-<cluster>-user-<role>; this tool returns the Secret's name, never the password.
+        superuser/replication are granted only where the cluster admin's policy allows them."""
+        ns = gw.namespace(namespace)
+        flags = {"login": login, "superuser": superuser, "inherit": inherit, "createdb": createdb,
+                 "createrole": createrole, "replication": replication}
+        body = intents.role_intent(cluster_name, role_name, ns, flags, gw.requested_by())
+        name = body["metadata"]["name"]
+        async with gw.acting(f"creating role {role_name} in {ns}/{cluster_name}"):
+            await _require_cluster(gw, ns, cluster_name)
+            if await gw.kube.intent_get_or_none(PLURAL, ns, name) is not None:
+                raise errors.tool_error(errors.ALREADY_EXISTS, f"role {role_name!r} is already requested for "
+                                        f"{cluster_name!r}; use update_postgres_role to change it")
+            created = await gw.kube.write_intent(PLURAL, ns, body, dry_run=dry_run)
+        secret = role_secret_name(cluster_name, role_name)
+        data: dict[str, Any] = {
+            "dry_run": dry_run, "created": not dry_run, "role": role_name, "cluster": f"{ns}/{cluster_name}",
+            "request": f"{PLURAL}/{name}", "password_secret": secret,
+            "manifest": {k: created[k] for k in ("apiVersion", "kind", "spec")},
+        }
+        if dry_run:
+            return result(f"Dry run (nothing created):\n```yaml\n{render.manifests_yaml([data['manifest']])}```",
+                          data)
+        text = (f"Role {role_name!r} requested in {ns}/{cluster_name} (PgRoleRequest {name}). Password Secret: "
+                f"{secret}. Read it with: {render.secret_hint(secret, ns)}")
+        if superuser or replication:
+            text += ("\nPrivileged attributes are granted only if the operator's admin policy allows this "
+                     "namespace; otherwise the request reports PolicyDenied (see list_postgres_roles).")
+        return result(text, data)
+
+    async def update_postgres_role(
+        cluster_name: ClusterName, role_name: RoleName,
+        login: Flag = None, superuser: Flag = None, inherit: Flag = None, createdb: Flag = None,
+        createrole: Flag = None, replication: Flag = None,
+        password: Annotated[str | None, Field(description="Not accepted (a password must not pass through the "
+                                                          "model); use reset_password=true")] = None,
+        reset_password: Annotated[bool, Field(description="Generate a new password (rotation)")] = False,
+        namespace: Namespace = None, dry_run: DryRun = False,
+    ) -> CallToolResult:
+        """Change a role's attributes, or rotate its password (reset_password=true: the operator writes a new
+        password into the role's Secret and CNPG applies it). Literal passwords are refused on purpose."""
+        if password is not None:
+            raise errors.tool_error(errors.PASSWORD_NOT_ACCEPTED, (
+                "setting a literal password through MCP is refused: it would pass through the model's context "
+                "and logs. Call update_postgres_role with reset_password=true to rotate it, or write the "
+                f"password into Secret {role_secret_name(cluster_name, role_name)} yourself with kubectl."))
+        ns = gw.namespace(namespace)
+        name = role_request_name(cluster_name, role_name)
+        changes = {"login": login, "superuser": superuser, "inherit": inherit, "createdb": createdb,
+                   "createrole": createrole, "replication": replication}
+        async with gw.acting(f"updating role {role_name} in {ns}/{cluster_name}"):
+            request = await gw.kube.intent_get_or_none(PLURAL, ns, name)
+            if request is None:
+                raise errors.tool_error(errors.NOT_FOUND, f"role {role_name!r} of cluster {cluster_name!r} is not "
+                                        "managed by cnpg-mcp; create_postgres_role creates it")
+            patch = intents.role_update_patch(request["spec"], changes, reset_password)
+            if not patch:
+                return result("No updates specified: every given attribute already has that value.",
+                              {"changed": False, "role": role_name})
+            await gw.kube.patch_intent(PLURAL, ns, name, patch, dry_run=dry_run)
+        diff = {k: {"old": request["spec"].get(k), "new": v} for k, v in patch["spec"].items() if k != "password"}
+        data = {"dry_run": dry_run, "changed": not dry_run, "role": role_name, "changes": diff,
+                "password_rotated": reset_password and not dry_run}
+        lines = [f"- {k}: {v['old']} → {v['new']}" for k, v in diff.items()]
+        if reset_password:
+            lines.append(f"- password: rotated (new password in Secret {role_secret_name(cluster_name, role_name)})")
+        prefix = "Dry run (nothing changed) for" if dry_run else "Updated"
+        return result(f"{prefix} role {role_name!r} in {ns}/{cluster_name}:\n" + "\n".join(lines), data)
+
+    mcp.add_tool(create_postgres_role, name="create_postgres_role", annotations=ToolAnnotations(
+        read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False))
+    mcp.add_tool(update_postgres_role, name="update_postgres_role", annotations=ToolAnnotations(
+        read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=False))
+    if not deletes:
+        return
+
+    async def delete_postgres_role(cluster_name: ClusterName, role_name: RoleName, namespace: Namespace = None,
+                                   dry_run: DryRun = False) -> CallToolResult:
+        """Drop a role: its PgRoleRequest is deleted, the operator has CNPG really drop the role in PostgreSQL
+        (reporting what blocks the drop, e.g. objects it owns), then removes its password Secret."""
+        ns = gw.namespace(namespace)
+        name = role_request_name(cluster_name, role_name)
+        async with gw.acting(f"deleting role {role_name} in {ns}/{cluster_name}"):
+            request = await gw.kube.intent_get_or_none(PLURAL, ns, name)
+            if request is None:
+                raise errors.tool_error(errors.NOT_FOUND, f"role {role_name!r} of cluster {cluster_name!r} is not "
+                                        "managed by cnpg-mcp (list_postgres_roles shows the roles)")
+            await gw.kube.delete_intent(PLURAL, ns, name, dry_run=dry_run)
+        policy = request["spec"].get("reclaimPolicy", "delete")
+        effect = ("the role is dropped from PostgreSQL and its Secret deleted" if policy == "delete" else
+                  "the role stays in PostgreSQL (reclaimPolicy retain); its Secret is deleted")
+        data = {"dry_run": dry_run, "deleted": not dry_run, "role": role_name, "reclaim_policy": policy}
+        prefix = "Dry run (nothing deleted): deleting" if dry_run else "Deleting"
+        return result(f"{prefix} PgRoleRequest {name}: {effect}. Progress: list_postgres_roles.", data)
+
+    mcp.add_tool(delete_postgres_role, name="delete_postgres_role", annotations=ToolAnnotations(
+        read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=False))

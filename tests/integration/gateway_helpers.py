@@ -1,0 +1,71 @@
+"""Shared by the gateway tests: a gateway bound to the session's control plane, and small readers."""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+from typing import Any
+
+import psycopg
+from kubernetes import client
+from mcp.types import CallToolResult
+
+from devcluster.controlplane import ControlPlane
+from devcluster.postgres import PostgresServer
+from mcp_gateway.config import GatewayConfig
+from mcp_gateway.k8s import Kube
+from mcp_gateway.server import build_server
+
+
+def gateway_server(control_plane: ControlPlane, **options: Any) -> Any:
+    config = GatewayConfig(kubeconfig=str(control_plane.kubeconfig), **options)
+    return build_server(config, Kube.connect(str(control_plane.kubeconfig)))
+
+
+def unique(prefix: str) -> str:
+    """PostgreSQL names are global in the simulator's one server: keep them unique per test."""
+    return f"{prefix}_{secrets.token_hex(3)}"
+
+
+def text(result: CallToolResult) -> str:
+    return "\n".join(getattr(c, "text", "") for c in result.content)
+
+
+def ok(result: CallToolResult) -> dict[str, Any]:
+    assert not result.is_error, text(result)
+    assert result.structured_content is not None
+    return dict(result.structured_content)
+
+
+def error(result: CallToolResult, code: str) -> str:
+    assert result.is_error, f"expected an error, got: {text(result)}"
+    message = text(result)
+    assert f"[{code}]" in message, message
+    return message
+
+
+def secret_password(k8s: Any, namespace: str, name: str) -> str:
+    secret = client.CoreV1Api(k8s).read_namespaced_secret(name, namespace)
+    return base64.b64decode(secret.data["password"]).decode()
+
+
+def can_login(postgres: PostgresServer, user: str, password: str, dbname: str = "postgres") -> bool:
+    try:
+        with psycopg.connect(postgres.dsn(user, password, dbname)) as connection:
+            connection.execute("select 1")
+    except psycopg.OperationalError:
+        return False
+    return True
+
+
+def database_owner(postgres: PostgresServer, database: str) -> str | None:
+    with psycopg.connect(postgres.superuser_dsn()) as connection:
+        row = connection.execute(
+            "select pg_get_userbyid(datdba) from pg_database where datname = %s", (database,)).fetchone()
+    return None if row is None else str(row[0])
+
+
+def as_json(result: CallToolResult) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads(text(result))
+    return loaded
