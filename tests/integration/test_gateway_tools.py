@@ -55,10 +55,10 @@ async def test_original_readme_examples_end_to_end(
     gateway: Any, k8s: Any, namespace: str, postgres: PostgresServer, intents: Intents
 ) -> None:
     role, database = unique("app_user"), unique("app_data")
-    progress: list[tuple[float, float | None, str | None]] = []
+    updates: list[tuple[float, float | None, str | None]] = []
 
-    async def on_progress(done: float, total: float | None, message: str | None) -> None:
-        progress.append((done, total, message))
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        updates.append((progress, total, message))
 
     async with Client(gateway) as mcp:
         # "Create a new PostgreSQL cluster named 'app-db' ... with 5 instances and 100Gi storage"
@@ -66,7 +66,8 @@ async def test_original_readme_examples_end_to_end(
             "name": "app-db", "instances": 5, "storage_size": "100Gi", "namespace": namespace,
             "wait": True, "timeout": 60}, progress_callback=on_progress))
         assert created["ready"] is True
-        assert progress, "progress notifications were sent while waiting"
+        assert updates, "progress notifications were sent while waiting"
+        assert any("app-db" in (message or "") for _, _, message in updates)
         live = cluster(k8s, namespace, "app-db")
         assert live is not None
         assert live["spec"]["instances"] == 5 and live["spec"]["storage"]["size"] == "100Gi"
@@ -179,12 +180,13 @@ async def test_dry_runs_create_nothing(gateway: Any, k8s: Any, namespace: str, i
 
         ok(await mcp.call_tool("create_postgres_cluster", {"name": "real-db", "instances": 1, "namespace": namespace}))
         intents.wait_ready("PgClusterRequest", namespace, "real-db")
-        for tool, arguments in [
+        previews: list[tuple[str, dict[str, Any]]] = [
             ("scale_postgres_cluster", {"name": "real-db", "instances": 4}),
             ("delete_postgres_cluster", {"name": "real-db", "confirm_deletion": True}),
             ("create_postgres_role", {"cluster_name": "real-db", "role_name": "dry_role"}),
             ("create_postgres_database", {"cluster_name": "real-db", "database_name": "dry_db", "owner": "app"}),
-        ]:
+        ]
+        for tool, arguments in previews:
             ok(await mcp.call_tool(tool, {**arguments, "namespace": namespace, "dry_run": True}))
         live = cluster(k8s, namespace, "real-db")
         assert live is not None and live["spec"]["instances"] == 1
