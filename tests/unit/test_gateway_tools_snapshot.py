@@ -1,0 +1,83 @@
+"""The tools/list of each configuration is part of the public contract: compared with a checked-in snapshot.
+
+Regenerate after an intended change:
+    CNPG_MCP_UPDATE_SNAPSHOTS=1 .venv/bin/pytest tests/unit/test_gateway_tools_snapshot.py
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from kubernetes import client
+from mcp import Client
+
+from mcp_gateway.config import GatewayConfig
+from mcp_gateway.k8s import Kube
+from mcp_gateway.server import build_server
+
+SNAPSHOTS = Path(__file__).resolve().parent.parent / "snapshots"
+ORIGINAL_TOOLS = {
+    "list_postgres_clusters", "get_cluster_status", "create_postgres_cluster", "scale_postgres_cluster",
+    "delete_postgres_cluster", "list_postgres_roles", "create_postgres_role", "update_postgres_role",
+    "delete_postgres_role", "list_postgres_databases", "create_postgres_database", "delete_postgres_database",
+}
+
+
+def tools_list(config: GatewayConfig) -> list[dict[str, Any]]:
+    server = build_server(config, Kube(client.ApiClient()))  # no API call is made to list tools
+
+    async def run() -> list[dict[str, Any]]:
+        async with Client(server) as mcp:
+            listed = await mcp.list_tools()
+        return [t.model_dump(mode="json", by_alias=True, exclude_none=True) for t in listed.tools]
+
+    return sorted(anyio.run(run), key=lambda t: str(t["name"]))
+
+
+@pytest.mark.parametrize(("snapshot", "config"), [
+    ("tools_list_default.json", GatewayConfig()),
+    ("tools_list_read_only.json", GatewayConfig(read_only=True)),
+])
+def test_tools_list_matches_snapshot(snapshot: str, config: GatewayConfig) -> None:
+    current = tools_list(config)
+    path = SNAPSHOTS / snapshot
+    if os.environ.get("CNPG_MCP_UPDATE_SNAPSHOTS"):
+        path.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n")
+    assert current == json.loads(path.read_text()), f"tools/list changed; see the docstring to regenerate {path}"
+
+
+def test_every_original_tool_with_explicit_annotations() -> None:
+    tools = {t["name"]: t for t in tools_list(GatewayConfig())}
+    assert set(tools) == ORIGINAL_TOOLS
+    for tool in tools.values():
+        hints = tool["annotations"]
+        assert {"readOnlyHint", "destructiveHint", "idempotentHint", "openWorldHint"} <= set(hints), tool["name"]
+        assert hints["readOnlyHint"] == tool["name"].startswith(("list_", "get_"))
+    assert tools["delete_postgres_cluster"]["annotations"]["destructiveHint"] is True
+
+
+def test_read_only_and_no_destructive_configurations() -> None:
+    assert {t["name"] for t in tools_list(GatewayConfig(read_only=True))} == {
+        "list_postgres_clusters", "get_cluster_status", "list_postgres_roles", "list_postgres_databases"}
+    names = {t["name"] for t in tools_list(GatewayConfig(disable_destructive=True))}
+    assert not any(name.startswith("delete_") for name in names)
+    assert "create_postgres_role" in names
+
+
+def test_original_parameter_names_and_defaults() -> None:
+    tools = {t["name"]: t["inputSchema"]["properties"] for t in tools_list(GatewayConfig())}
+    create = tools["create_postgres_cluster"]
+    assert {k: create[k].get("default") for k in ("instances", "storage_size", "postgres_version", "wait",
+                                                  "dry_run")} == {
+        "instances": 3, "storage_size": "10Gi", "postgres_version": "16", "wait": False, "dry_run": False}
+    assert create["instances"]["maximum"] == 10 and create["instances"]["minimum"] == 1
+    assert tools["delete_postgres_cluster"]["confirm_deletion"]["default"] is False
+    assert tools["create_postgres_database"]["reclaim_policy"]["default"] == "retain"
+    assert tools["list_postgres_clusters"]["format"]["default"] == "text"
+    assert tools["get_cluster_status"]["detail_level"]["default"] == "concise"
+    assert "ctx" not in create
