@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import getpass
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
+import anyio
 from kubernetes.client.exceptions import ApiException
 
 from mcp_gateway import errors, identity
 from mcp_gateway.config import GatewayConfig
 from mcp_gateway.k8s import Kube
 
+T1 = TypeVar("T1")
+T2 = TypeVar("T2")
 _NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
@@ -52,3 +56,16 @@ class Gateway:
             raise errors.from_api_exception(exc, doing) from exc
         finally:
             identity.reset(token)
+
+
+async def both(first: Awaitable[T1], second: Awaitable[T2]) -> tuple[T1, T2]:
+    """Run two independent API reads concurrently (a tool then costs about one round trip)."""
+    results: dict[int, Any] = {}
+
+    async def run(index: int, call: Awaitable[Any]) -> None:
+        results[index] = await call
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(run, 0, first)
+        tasks.start_soon(run, 1, second)
+    return results[0], results[1]

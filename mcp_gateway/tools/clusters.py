@@ -14,7 +14,7 @@ from pydantic import Field
 from cnpg_mcp_api import constants
 from cnpg_mcp_api.models import CLUSTER_NAME_PATTERN
 from mcp_gateway import errors, intents, render
-from mcp_gateway.gateway import Gateway
+from mcp_gateway.gateway import Gateway, both
 from mcp_gateway.tools import result
 
 PLURAL = constants.CLUSTER_REQUEST_PLURAL
@@ -63,8 +63,9 @@ def register(mcp: MCPServer, gw: Gateway, *, writes: bool, deletes: bool) -> Non
         cnpg-mcp manages them. Also shows requested clusters the operator has not created yet."""
         ns = gw.namespace(namespace)
         async with gw.acting(f"listing clusters in {ns}"):
-            clusters = await gw.kube.cnpg_list(constants.CNPG_CLUSTERS, ns)
-            requests = {r["metadata"]["name"]: r for r in await gw.kube.intent_list(PLURAL, ns)}
+            clusters, request_list = await both(gw.kube.cnpg_list(constants.CNPG_CLUSTERS, ns),
+                                                gw.kube.intent_list(PLURAL, ns))
+            requests = {r["metadata"]["name"]: r for r in request_list}
         detailed = detail_level == "detailed"
         summaries = [render.cluster_summary(c, requests.pop(c["metadata"]["name"], None), detailed=detailed)
                      for c in clusters]
@@ -83,8 +84,8 @@ def register(mcp: MCPServer, gw: Gateway, *, writes: bool, deletes: bool) -> Non
         conditions, parameters and managed roles, plus the state of its PgClusterRequest."""
         ns = gw.namespace(namespace)
         async with gw.acting(f"reading cluster {ns}/{name}"):
-            cluster = await gw.kube.cnpg_get_or_none(constants.CNPG_CLUSTERS, ns, name)
-            request = await gw.kube.intent_get_or_none(PLURAL, ns, name)
+            cluster, request = await both(gw.kube.cnpg_get_or_none(constants.CNPG_CLUSTERS, ns, name),
+                                          gw.kube.intent_get_or_none(PLURAL, ns, name))
         if cluster is None and request is None:
             raise errors.tool_error(errors.NOT_FOUND, f"no cluster {name!r} in namespace {ns!r}; "
                                                       "list_postgres_clusters shows what exists")
