@@ -141,7 +141,7 @@ def cnpg_crd_files(version: str = CNPG_VERSION) -> list[Path]:
 
 
 def project_crd_files() -> list[Path]:
-    return sorted((REPO_ROOT / "crds").glob("*.yaml"))
+    return sorted(p for p in (REPO_ROOT / "crds").glob("*.yaml") if p.name != "kustomization.yaml")
 
 
 def load_crds(files: Iterable[Path]) -> list[dict[str, Any]]:

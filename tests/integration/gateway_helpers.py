@@ -19,8 +19,10 @@ from mcp_gateway.server import build_server
 
 
 def gateway_server(control_plane: ControlPlane, **options: Any) -> Any:
-    config = GatewayConfig(kubeconfig=str(control_plane.kubeconfig), **options)
-    return build_server(config, Kube.connect(str(control_plane.kubeconfig)))
+    """An in-process gateway; `kubeconfig=` makes it act as another identity than the admin."""
+    options.setdefault("kubeconfig", str(control_plane.kubeconfig))
+    config = GatewayConfig(**options)
+    return build_server(config, Kube.connect(config.kubeconfig))
 
 
 def unique(prefix: str) -> str:

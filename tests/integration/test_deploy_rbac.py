@@ -1,0 +1,174 @@
+"""deploy/ against the real API server: it applies, and its RBAC grants exactly what each part needs.
+
+The operator and the gateway run here AS their ServiceAccounts (tokens from the TokenRequest API), and
+the create-role and create-database flows work end to end; what they must not do is denied by RBAC.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+from mcp import Client
+
+from cnpg_mcp_api import constants
+from devcluster.controlplane import ControlPlane, write_kubeconfig
+from devcluster.postgres import PostgresServer
+from tests.integration.conftest import Intents, OperatorProcess
+from tests.integration.gateway_helpers import (
+    can_login,
+    database_owner,
+    gateway_server,
+    ok,
+    secret_password,
+    unique,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+NAMESPACE = "cnpg-mcp"
+
+
+def kubectl(control_plane: ControlPlane, *args: str) -> str:
+    done = subprocess.run([control_plane.kubectl, "--kubeconfig", str(control_plane.kubeconfig), *args],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+@pytest.fixture(scope="module")
+def deployed(control_plane: ControlPlane) -> str:
+    """deploy/ applied: first as a server-side dry run, then for real (Deployments are stored; no pods run).
+
+    A server-side dry run cannot create the namespace its objects go to, so that one comes first.
+    """
+    apply = ("apply", "--server-side", "--force-conflicts")
+    kubectl(control_plane, *apply, "-f", str(REPO / "deploy" / "namespace.yaml"))
+    kubectl(control_plane, *apply, "--dry-run=server", "-k", str(REPO / "deploy"))
+    return kubectl(control_plane, *apply, "-k", str(REPO / "deploy"))
+
+
+def token_kubeconfig(control_plane: ControlPlane, k8s: Any, namespace: str, account: str, path: Path) -> Path:
+    token = client.CoreV1Api(k8s).create_namespaced_service_account_token(
+        account, namespace, {"spec": {"expirationSeconds": 3600}}).status.token
+    write_kubeconfig(path, control_plane.server, control_plane.ca_file, token)
+    return path
+
+
+def api_as(kubeconfig: Path) -> Any:
+    from kubernetes import config  # noqa: PLC0415
+
+    return config.new_client_from_config(config_file=str(kubeconfig))
+
+
+def denied(call: Any) -> None:
+    with pytest.raises(ApiException) as excinfo:
+        call()
+    assert excinfo.value.status == 403, excinfo.value
+
+
+def test_deploy_applies_with_least_privilege_and_hardened_pods(deployed: str, k8s: Any) -> None:
+    assert "deployment.apps/cnpg-mcp-operator serverside-applied" in deployed
+    apps = client.AppsV1Api(k8s)
+    operator = apps.read_namespaced_deployment("cnpg-mcp-operator", NAMESPACE)
+    assert operator.spec.replicas == 1 and operator.spec.strategy.type == "Recreate"
+    for name in ("cnpg-mcp-operator", "cnpg-mcp-gateway"):
+        pod = apps.read_namespaced_deployment(name, NAMESPACE).spec.template.spec
+        assert pod.security_context.run_as_non_root is True
+        container = pod.containers[0].security_context
+        assert container.read_only_root_filesystem is True
+        assert container.allow_privilege_escalation is False
+        assert container.capabilities.drop == ["ALL"]
+        assert pod.containers[0].liveness_probe is not None
+
+
+def test_gateway_identity_is_denied_what_it_must_not_do(
+    deployed: str, control_plane: ControlPlane, k8s: Any, namespace: str, tmp_path: Path
+) -> None:
+    client.CoreV1Api(k8s).create_namespaced_secret(namespace, {"metadata": {"name": "s"}, "stringData": {"k": "v"}})
+    gateway = api_as(token_kubeconfig(control_plane, k8s, NAMESPACE, "cnpg-mcp-gateway", tmp_path / "gw"))
+    custom = client.CustomObjectsApi(gateway)
+    denied(lambda: client.CoreV1Api(gateway).read_namespaced_secret("s", namespace))
+    denied(lambda: client.CoreV1Api(gateway).list_namespaced_secret(namespace))
+    denied(lambda: custom.create_namespaced_custom_object(
+        constants.CNPG_GROUP, constants.CNPG_VERSION, namespace, constants.CNPG_CLUSTERS,
+        {"apiVersion": constants.CNPG_API_VERSION, "kind": "Cluster", "metadata": {"name": "direct"},
+         "spec": {"instances": 1, "storage": {"size": "1Gi"}}}))
+    denied(lambda: custom.delete_namespaced_custom_object(
+        constants.CNPG_GROUP, constants.CNPG_VERSION, namespace, constants.CNPG_DATABASE_ROLES, "any"))
+    # ... while reading CNPG objects and writing intents is allowed.
+    custom.list_namespaced_custom_object(constants.CNPG_GROUP, constants.CNPG_VERSION, namespace,
+                                         constants.CNPG_CLUSTERS)
+    custom.create_namespaced_custom_object(constants.GROUP, constants.VERSION, namespace,
+                                           constants.ROLE_REQUEST_PLURAL,
+                                           {"apiVersion": constants.API_VERSION, "kind": "PgRoleRequest",
+                                            "metadata": {"name": "c-r"}, "spec": {"cluster": "c", "roleName": "r"}},
+                                           dry_run="All")
+
+
+@pytest.fixture
+def read_only_account(control_plane: ControlPlane, k8s: Any, tmp_path: Path) -> Iterator[Path]:
+    """The read-only overlay's ClusterRole, bound (under test names) to a fresh ServiceAccount."""
+    rendered = list(yaml.safe_load_all(kubectl(control_plane, "kustomize",
+                                               str(REPO / "deploy" / "overlays" / "read-only-gateway"))))
+    role = next(o for o in rendered if o["kind"] == "ClusterRole")
+    role["metadata"]["name"] = "test-read-only-gateway"
+    rbac = client.RbacAuthorizationV1Api(k8s)
+    rbac.create_cluster_role(role)
+    client.CoreV1Api(k8s).create_namespaced_service_account(NAMESPACE, {"metadata": {"name": "test-read-only"}})
+    rbac.create_cluster_role_binding({
+        "metadata": {"name": "test-read-only-gateway"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "test-read-only-gateway"},
+        "subjects": [{"kind": "ServiceAccount", "name": "test-read-only", "namespace": NAMESPACE}]})
+    deployment = next(o for o in rendered if o["kind"] == "Deployment")
+    assert "--read-only" in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    yield token_kubeconfig(control_plane, k8s, NAMESPACE, "test-read-only", tmp_path / "ro")
+    rbac.delete_cluster_role_binding("test-read-only-gateway")
+    rbac.delete_cluster_role("test-read-only-gateway")
+    client.CoreV1Api(k8s).delete_namespaced_service_account("test-read-only", NAMESPACE)
+
+
+def test_read_only_variant_cannot_create_intents(deployed: str, read_only_account: Path, namespace: str) -> None:
+    custom = client.CustomObjectsApi(api_as(read_only_account))
+    custom.list_namespaced_custom_object(constants.GROUP, constants.VERSION, namespace, constants.ROLE_REQUEST_PLURAL)
+    denied(lambda: custom.create_namespaced_custom_object(
+        constants.GROUP, constants.VERSION, namespace, constants.ROLE_REQUEST_PLURAL,
+        {"apiVersion": constants.API_VERSION, "kind": "PgRoleRequest", "metadata": {"name": "c-r"},
+         "spec": {"cluster": "c", "roleName": "r"}}))
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_operator_and_gateway_run_as_their_service_accounts(
+    deployed: str, control_plane: ControlPlane, k8s: Any, namespace: str, tmp_path: Path,
+    operator: OperatorProcess, postgres: PostgresServer, intents: Intents, anyio_backend: str,
+) -> None:
+    operator_config = token_kubeconfig(control_plane, k8s, NAMESPACE, "cnpg-mcp-operator", tmp_path / "op")
+    gateway_config = token_kubeconfig(control_plane, k8s, NAMESPACE, "cnpg-mcp-gateway", tmp_path / "gw")
+    operator.stop()  # one operator at a time: ours runs as the ServiceAccount
+    least = OperatorProcess(operator_config, tmp_path / "operator-sa.log", ["--all-namespaces"])
+    try:
+        least.start()
+        role, database = unique("sa_user"), unique("sa_data")
+        gateway = gateway_server(control_plane, kubeconfig=str(gateway_config))
+        async with Client(gateway) as mcp:
+            ok(await mcp.call_tool("create_postgres_cluster", {
+                "name": "sa-db", "instances": 1, "namespace": namespace}))
+            intents.wait_ready("PgClusterRequest", namespace, "sa-db")
+            created = ok(await mcp.call_tool("create_postgres_role", {
+                "cluster_name": "sa-db", "role_name": role, "namespace": namespace}))
+            intents.wait_ready("PgRoleRequest", namespace, created["request"].split("/")[1])
+            assert can_login(postgres, role, secret_password(k8s, namespace, created["password_secret"]))
+            db = ok(await mcp.call_tool("create_postgres_database", {
+                "cluster_name": "sa-db", "database_name": database, "owner": role, "namespace": namespace}))
+            intents.wait_ready("PgDatabaseRequest", namespace, db["request"].split("/")[1])
+            assert database_owner(postgres, database) == role
+        assert "Forbidden" not in least.log_since_start()  # the operator never hit a missing right
+    finally:
+        least.stop()
+        operator.start()
