@@ -20,10 +20,12 @@ from mcp import Client
 from cnpg_mcp_api import constants
 from devcluster.controlplane import ControlPlane, write_kubeconfig
 from devcluster.postgres import PostgresServer
+from mcp_gateway.config import GatewayConfig
 from tests.integration.conftest import Intents, OperatorProcess
 from tests.integration.gateway_helpers import (
     can_login,
     database_owner,
+    error,
     gateway_server,
     ok,
     secret_password,
@@ -172,3 +174,36 @@ async def test_operator_and_gateway_run_as_their_service_accounts(
     finally:
         least.stop()
         operator.start()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_impersonating_gateway_acts_as_the_user(
+    deployed: str, control_plane: ControlPlane, k8s: Any, namespace: str, tmp_path: Path, intents: Intents,
+    anyio_backend: str,
+) -> None:
+    """The gateway ServiceAccount with the impersonation component: RBAC is the user's, the intent says who."""
+    from tests.integration.test_gateway_http import free_port, serve, session  # noqa: PLC0415
+
+    kubectl(control_plane, "apply", "--server-side", "-k", str(REPO / "deploy" / "overlays" / "impersonating-gateway"))
+    rbac = client.RbacAuthorizationV1Api(k8s)
+    rbac.create_namespaced_role_binding(namespace, {
+        "metadata": {"name": "alice-edits-intents"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cnpg-mcp-gateway"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "alice"}]})
+    tokens = tmp_path / "tokens"
+    tokens.write_text("alice-token,alice\nbob-token,bob\n")
+    gateway_identity = token_kubeconfig(control_plane, k8s, NAMESPACE, "cnpg-mcp-gateway", tmp_path / "gw")
+    config = GatewayConfig(transport="http", port=free_port(), token_file=tokens, impersonate=True,
+                           kubeconfig=str(gateway_identity))
+    async for url in serve(config, control_plane):
+        async with session(url, "bob-token") as mcp:
+            message = error(await mcp.call_tool("create_postgres_role", {
+                "cluster_name": "any", "role_name": "r", "namespace": namespace}), "FORBIDDEN")
+            assert "bob" in message
+        async with session(url, "alice-token") as mcp:
+            ok(await mcp.call_tool("create_postgres_cluster", {"name": "alice-db", "instances": 1,
+                                                               "namespace": namespace, "dry_run": False}))
+    created = intents.get("PgClusterRequest", namespace, "alice-db")
+    assert created is not None
+    assert created["metadata"]["annotations"][constants.REQUESTED_BY_ANNOTATION] == "alice"
