@@ -5,6 +5,7 @@ from __future__ import annotations
 from mcp.server import MCPServer
 from mcp.server.auth.provider import TokenVerifier
 from mcp.server.auth.settings import AuthSettings
+from mcp.server.caching import CacheHint
 from mcp.server.transport_security import TransportSecuritySettings
 from pydantic import AnyHttpUrl
 from starlette.applications import Starlette
@@ -19,6 +20,7 @@ from mcp_gateway.namespaces import infer_default_namespace
 from mcp_gateway.tools import clusters, databases, roles
 
 SERVER_NAME = "cnpg-mcp"
+TOOLS_LIST_TTL_MS = 300_000
 INSTRUCTIONS = (
     "Manage PostgreSQL on CloudNativePG. Reads show CNPG's real state; writes create small intent objects "
     "that the cnpg-mcp operator reconciles. Passwords are never returned: tools give the Secret's name. "
@@ -49,8 +51,9 @@ def build_server(config: GatewayConfig, kube: Kube | None = None) -> MCPServer:
         issuer = config.oidc_issuer or f"http://{config.host}:{config.port}/"
         settings = AuthSettings(issuer_url=AnyHttpUrl(issuer), resource_server_url=None,
                                 validate_token_resource=False)
+    # The tool list is fixed for a configuration: clients may cache it instead of re-listing before calls.
     mcp = MCPServer(SERVER_NAME, version="0.1.0", instructions=INSTRUCTIONS, token_verifier=verifier,
-                    auth=settings)
+                    auth=settings, cache_hints={"tools/list": CacheHint(ttl_ms=TOOLS_LIST_TTL_MS, scope="public")})
     writes = not config.read_only
     deletes = writes and not config.disable_destructive
     for group in (clusters, roles, databases):
