@@ -6,8 +6,6 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from cnpg_mcp_api import constants
-
 CHARACTER_LIMIT = 25_000
 
 
@@ -168,6 +166,3 @@ def manifests_yaml(objects: Iterable[Mapping[str, Any]]) -> str:
 def secret_hint(secret_name: str, namespace: str) -> str:
     return (f"kubectl get secret {secret_name} -n {namespace} -o jsonpath='{{.data.password}}' | base64 -d"
             f"  (the gateway never reads or returns passwords; label cnpg.io/cluster, type basic-auth)")
-
-
-REQUEST_LABEL = constants.REQUEST_LABEL

@@ -28,10 +28,6 @@ Format = Annotated[Literal["text", "json"], Field(description="'text' (default) 
 DryRun = Annotated[bool, Field(description="Preview exactly what would be applied; nothing is created.")]
 
 
-def _is_managed(cluster: dict[str, Any] | None, request: dict[str, Any] | None) -> bool:
-    return request is not None or constants.REQUEST_LABEL in ((cluster or {}).get("metadata", {}).get("labels") or {})
-
-
 async def _ready_wait(gw: Gateway, ctx: Context, namespace: str, name: str, timeout: float) -> dict[str, Any]:
     """Follow the request's status until Ready (or the timeout), reporting progress from it."""
     deadline = time.monotonic() + timeout
