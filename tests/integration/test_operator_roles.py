@@ -244,3 +244,45 @@ def test_fifty_concurrent_requests_on_managed_roles(operator_factory: Callable[.
         "postgresql.cnpg.io", "v1", namespace, "clusters", cluster)
     assert not ((cnpg["spec"].get("managed") or {}).get("roles") or [])
     assert all(pg_role(postgres, role) is None for role in roles)
+
+
+@pytest.mark.parametrize("backend", ["databaserole", "managed-roles"])
+def test_cleanup_completes_when_the_cluster_is_gone(operator_factory: Callable[..., OperatorProcess], backend: str,
+                                                    cnpg_simulator: Any, k8s: Any, postgres: Any, namespace: str,
+                                                    intents: Intents) -> None:
+    operator_factory("--all-namespaces", "--role-backend", backend)
+    cluster = make_cluster(intents, namespace, deletionPolicy="Delete")
+    role = unique("orphan_")
+    name = request_name(cluster, role)
+    intents.create(ROLE, namespace, name, {"cluster": cluster, "roleName": role})
+    secret_name = intents.wait_ready(ROLE, namespace, name)["status"]["secretName"]
+    assert can_login(postgres, role, read_password(k8s, namespace, secret_name))
+
+    intents.delete(CLUSTER, namespace, cluster)  # the Cluster (and its PostgreSQL) is deleted first
+    wait_until(lambda: intents.get(CLUSTER, namespace, cluster) is None, "cluster request gone")
+    intents.delete(ROLE, namespace, name)
+    intents.wait_gone(ROLE, namespace, name, timeout=60)
+    assert not secret_exists(k8s, namespace, secret_name)
+
+
+def test_managed_roles_lifecycle_logs_in_then_cannot(operator_factory: Callable[..., OperatorProcess],
+                                                     cnpg_simulator: Any, k8s: Any, postgres: Any, namespace: str,
+                                                     intents: Intents) -> None:
+    operator_factory("--all-namespaces", "--role-backend", "managed-roles")
+    cluster = make_cluster(intents, namespace)
+    role = unique("inline_")
+    name = request_name(cluster, role)
+    intents.create(ROLE, namespace, name, {"cluster": cluster, "roleName": role, "createdb": True})
+    status = intents.wait_ready(ROLE, namespace, name)["status"]
+    assert status["backend"] == "ManagedRoles"
+    password = read_password(k8s, namespace, status["secretName"])
+    assert can_login(postgres, role, password)
+    assert (pg_role(postgres, role) or {})["createdb"] is True
+
+    intents.delete(ROLE, namespace, name)
+    intents.wait_gone(ROLE, namespace, name)
+    assert pg_role(postgres, role) is None
+    assert not can_login(postgres, role, password)
+    live = client.CustomObjectsApi(k8s).get_namespaced_custom_object("postgresql.cnpg.io", "v1", namespace,
+                                                                     "clusters", cluster)
+    assert role not in [r["name"] for r in (live["spec"].get("managed") or {}).get("roles") or []]
