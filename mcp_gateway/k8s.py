@@ -116,6 +116,14 @@ class Kube:
     async def intent_list(self, plural: str, namespace: str) -> list[dict[str, Any]]:
         return await self.list_objects(constants.GROUP, constants.VERSION, plural, namespace)
 
+    async def events_for(self, namespace: str, name: str, limit: int = 10) -> list[dict[str, Any]]:
+        """The newest Events about objects called `name` (the Cluster and its PgClusterRequest share it)."""
+        listing = await self._call(self.core.list_namespaced_event, namespace,
+                                   field_selector=f"involvedObject.name={name}")
+        events: list[dict[str, Any]] = self.api_client.sanitize_for_serialization(listing).get("items", [])
+        events.sort(key=lambda e: str(e.get("lastTimestamp") or e.get("eventTime") or ""), reverse=True)
+        return events[:limit]
+
     async def reachable(self) -> bool:
         try:
             await anyio.to_thread.run_sync(lambda: client.VersionApi(self.api_client).get_code(_request_timeout=5))

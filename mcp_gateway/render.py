@@ -66,6 +66,12 @@ def cluster_summary(cluster: Mapping[str, Any] | None, request: Mapping[str, Any
     return summary
 
 
+def event_entries(events: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    return [{"type": e.get("type"), "reason": e.get("reason"), "message": e.get("message"),
+             "object": f"{(e.get('involvedObject') or {}).get('kind')}/{(e.get('involvedObject') or {}).get('name')}",
+             "last_seen": e.get("lastTimestamp") or e.get("eventTime"), "count": e.get("count")} for e in events]
+
+
 def cluster_text(summary: Mapping[str, Any]) -> str:
     lines = [
         f"**Cluster: {summary['namespace']}/{summary['name']}**",
@@ -91,6 +97,10 @@ def cluster_text(summary: Mapping[str, Any]) -> str:
         lines.append("**Conditions:**")
         lines += [f"- {c['type']}: {c['status']} ({c.get('reason') or ''})\n  {c.get('message') or ''}"
                   for c in summary["conditions"]]
+    if summary.get("events"):
+        lines.append("**Recent events:**")
+        lines += [f"- {e['last_seen']} {e['type']} {e['reason']} ({e['object']}): {e['message']}"
+                  for e in summary["events"]]
     return "\n".join(lines)
 
 

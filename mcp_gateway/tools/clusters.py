@@ -77,7 +77,7 @@ def register(mcp: MCPServer, gw: Gateway, *, writes: bool, deletes: bool) -> Non
     async def get_cluster_status(name: ClusterName, namespace: Namespace = None,
                                  detail_level: DetailLevel = "concise", format: Format = "text") -> CallToolResult:
         """Health of one cluster: phase, ready instances, primary, version, storage, and (detailed) its
-        conditions, parameters and managed roles, plus the state of its PgClusterRequest."""
+        conditions, parameters, managed roles and recent events, plus the state of its PgClusterRequest."""
         ns = gw.namespace(namespace)
         async with gw.acting(f"reading cluster {ns}/{name}"):
             cluster, request = await both(gw.kube.cnpg_get_or_none(constants.CNPG_CLUSTERS, ns, name),
@@ -86,6 +86,9 @@ def register(mcp: MCPServer, gw: Gateway, *, writes: bool, deletes: bool) -> Non
             raise errors.tool_error(errors.NOT_FOUND, f"no cluster {name!r} in namespace {ns!r}; "
                                                       "list_postgres_clusters shows what exists")
         summary = render.cluster_summary(cluster, request, detailed=detail_level == "detailed", full=True)
+        if detail_level == "detailed":
+            async with gw.acting(f"reading events of {ns}/{name}"):
+                summary["events"] = render.event_entries(await gw.kube.events_for(ns, name))
         return result(render.cluster_text(summary), summary, as_json=format == "json")
 
     mcp.add_tool(list_postgres_clusters, name="list_postgres_clusters", annotations=read)

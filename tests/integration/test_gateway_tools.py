@@ -90,6 +90,7 @@ async def test_original_readme_examples_end_to_end(
         assert status["postgres_version"] == "16" and status["storage_size"] == "100Gi"
         assert status["postgresql_parameters"]["max_connections"] == "100"
         assert status["request"]["ready"] is True
+        assert any(e["object"] == "PgClusterRequest/app-db" and e["type"] == "Normal" for e in status["events"])
 
         # "Create a new role 'app_user' ... with login and createdb privileges"
         role_result = ok(await mcp.call_tool("create_postgres_role", {
