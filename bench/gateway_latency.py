@@ -71,7 +71,7 @@ def report(what: str, samples: list[float], raw: list[float] | None = None) -> N
     print(line, flush=True)
 
 
-async def main(calls: int) -> None:
+async def main(calls: int, watch_cache: bool) -> None:
     kubeconfig = os.environ.get("KUBECONFIG")
     api = config.new_client_from_config(config_file=kubeconfig)
     core, custom = client.CoreV1Api(api), client.CustomObjectsApi(api)
@@ -79,8 +79,9 @@ async def main(calls: int) -> None:
     core.create_namespace({"metadata": {"name": namespace}})
     token = secrets.token_urlsafe(16)
     port = free_port()
-    gateway = GatewayConfig(transport="http", port=port, tokens_env=token, kubeconfig=kubeconfig)
-    server = build_server(gateway, Kube.connect(kubeconfig))
+    gateway = GatewayConfig(transport="http", port=port, tokens_env=token, kubeconfig=kubeconfig,
+                            watch_cache=watch_cache)
+    server = build_server(gateway, Kube.connect(kubeconfig, watch_cache=watch_cache))
     uv = uvicorn.Server(uvicorn.Config(http_app(server, gateway), host="127.0.0.1", port=port, log_level="warning"))
     try:
         make_clusters(custom, namespace, 10)
@@ -113,4 +114,7 @@ async def main(calls: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--calls", type=int, default=200)
-    anyio.run(main, parser.parse_args().calls)
+    parser.add_argument("--watch-cache", action="store_true", help="run the gateway with --watch-cache")
+    options = parser.parse_args()
+    print(f"gateway {'with' if options.watch_cache else 'without'} --watch-cache")
+    anyio.run(main, options.calls, options.watch_cache)

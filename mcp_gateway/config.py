@@ -31,6 +31,7 @@ class GatewayConfig:
     disable_destructive: bool = False
     namespace_allow: tuple[str, ...] = field(default_factory=tuple)
     impersonate: bool = False
+    watch_cache: bool = False
 
     @property
     def has_auth(self) -> bool:
@@ -64,6 +65,9 @@ def parse_args(argv: list[str] | None = None) -> GatewayConfig:
                         help="namespaces the tools may touch (repeatable; default: all)")
     parser.add_argument("--impersonate", action="store_true",
                         help="act on Kubernetes as the authenticated HTTP user (impersonation)")
+    parser.add_argument("--watch-cache", action="store_true",
+                        help="serve reads from watch-backed mirrors (per namespace, started on first use) "
+                             "instead of one API round trip per read; never used for impersonated calls")
     args = parser.parse_args(argv)
     config = GatewayConfig(
         transport=args.transport, host=args.host, port=args.port, kubeconfig=args.kubeconfig,
@@ -73,7 +77,7 @@ def parse_args(argv: list[str] | None = None) -> GatewayConfig:
         insecure_no_auth=args.insecure_no_auth, allowed_hosts=tuple(args.allowed_host),
         allowed_origins=tuple(args.allowed_origin), read_only=args.read_only,
         disable_destructive=args.disable_destructive, namespace_allow=tuple(args.namespace_allow),
-        impersonate=args.impersonate,
+        impersonate=args.impersonate, watch_cache=args.watch_cache,
     )
     problem = config_problem(config)
     if problem:

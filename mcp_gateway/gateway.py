@@ -65,7 +65,10 @@ async def both(first: Awaitable[T1], second: Awaitable[T2]) -> tuple[T1, T2]:
     async def run(index: int, call: Awaitable[Any]) -> None:
         results[index] = await call
 
-    async with anyio.create_task_group() as tasks:
-        tasks.start_soon(run, 0, first)
-        tasks.start_soon(run, 1, second)
+    try:
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(run, 0, first)
+            tasks.start_soon(run, 1, second)
+    except BaseExceptionGroup as group:  # callers handle one API error, not a group of them
+        raise group.exceptions[0] from None
     return results[0], results[1]

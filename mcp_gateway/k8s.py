@@ -18,6 +18,7 @@ from kubernetes import client, config
 
 from cnpg_mcp_api import constants
 from mcp_gateway import identity
+from mcp_gateway.watch_cache import Mirror, WatchCache
 
 T = TypeVar("T")
 INTENT_PLURALS = (constants.CLUSTER_REQUEST_PLURAL, constants.ROLE_REQUEST_PLURAL,
@@ -41,26 +42,43 @@ def _multi_value_headers(request: Callable[..., Any]) -> Callable[..., Any]:
 
 
 class Kube:
-    def __init__(self, api_client: Any) -> None:
+    def __init__(self, api_client: Any, *, watch_cache: bool = False) -> None:
         self.api_client = api_client
         pool = api_client.rest_client.pool_manager
         pool.request = _multi_value_headers(pool.request)
         self.custom = client.CustomObjectsApi(api_client)
         self.core = client.CoreV1Api(api_client)
+        self.cache = WatchCache(self.custom.list_namespaced_custom_object) if watch_cache else None
 
     @classmethod
-    def connect(cls, kubeconfig: str | None = None) -> Kube:
+    def connect(cls, kubeconfig: str | None = None, *, watch_cache: bool = False) -> Kube:
         path = kubeconfig or os.environ.get("KUBECONFIG")
         if path and Path(path).exists():
-            return cls(config.new_client_from_config(config_file=path))
+            return cls(config.new_client_from_config(config_file=path), watch_cache=watch_cache)
         if os.environ.get("KUBERNETES_SERVICE_HOST"):
             configuration = client.Configuration()
             config.load_incluster_config(client_configuration=configuration)
-            return cls(client.ApiClient(configuration))
-        return cls(config.new_client_from_config())
+            return cls(client.ApiClient(configuration), watch_cache=watch_cache)
+        return cls(config.new_client_from_config(), watch_cache=watch_cache)
 
     def close(self) -> None:
+        if self.cache is not None:
+            self.cache.stop()
         self.api_client.close()
+
+    async def _mirror(self, group: str, version: str, plural: str, namespace: str) -> Mirror | None:
+        """The read mirror to use, or None: no cache, or an impersonated call (the user's RBAC must decide)."""
+        if self.cache is None or identity.impersonated() is not None:
+            return None
+        cache = self.cache
+        return await anyio.to_thread.run_sync(lambda: cache.mirror((group, version, plural, namespace)))
+
+    def _remember(self, plural: str, namespace: str, obj: dict[str, Any]) -> None:
+        """Read-your-writes: fold our own write into the mirror at once."""
+        if self.cache is not None:
+            mirror = self.cache.known((constants.GROUP, constants.VERSION, plural, namespace))
+            if mirror is not None:
+                mirror.apply(obj)
 
     @staticmethod
     def _headers() -> dict[str, str] | None:
@@ -89,6 +107,9 @@ class Kube:
                           name: str) -> dict[str, Any] | None:
         from kubernetes.client.exceptions import ApiException  # noqa: PLC0415
 
+        mirror = await self._mirror(group, version, plural, namespace)
+        if mirror is not None:
+            return mirror.get(name)
         try:
             return await self.get(group, version, plural, namespace, name)
         except ApiException as exc:
@@ -98,6 +119,10 @@ class Kube:
 
     async def list_objects(self, group: str, version: str, plural: str, namespace: str,
                    label_selector: str | None = None) -> list[dict[str, Any]]:
+        if not label_selector:
+            mirror = await self._mirror(group, version, plural, namespace)
+            if mirror is not None:
+                return mirror.list()
         kwargs: dict[str, Any] = {"label_selector": label_selector} if label_selector else {}
         result = await self._call(self.custom.list_namespaced_custom_object, group, version, namespace, plural,
                                   **kwargs)
@@ -138,6 +163,8 @@ class Kube:
         kwargs: dict[str, Any] = {"dry_run": "All"} if dry_run else {}
         result: dict[str, Any] = await self._call(self.custom.create_namespaced_custom_object, constants.GROUP,
                                                   constants.VERSION, namespace, plural, body, **kwargs)
+        if not dry_run:
+            self._remember(plural, namespace, result)
         return result
 
     async def patch_intent(self, plural: str, namespace: str, name: str, patch: dict[str, Any], *,
@@ -146,6 +173,8 @@ class Kube:
         kwargs: dict[str, Any] = {"dry_run": "All"} if dry_run else {}
         result: dict[str, Any] = await self._call(self.custom.patch_namespaced_custom_object, constants.GROUP,
                                                   constants.VERSION, namespace, plural, name, patch, **kwargs)
+        if not dry_run:
+            self._remember(plural, namespace, result)
         return result
 
     async def delete_intent(self, plural: str, namespace: str, name: str, *, dry_run: bool = False) -> None:

@@ -43,7 +43,7 @@ def _verifier(config: GatewayConfig) -> TokenVerifier | None:
 
 
 def build_server(config: GatewayConfig, kube: Kube | None = None) -> MCPServer:
-    kube = kube or Kube.connect(config.kubeconfig)
+    kube = kube or Kube.connect(config.kubeconfig, watch_cache=config.watch_cache)
     gateway = Gateway(config=config, kube=kube, default_namespace=infer_default_namespace(config.kubeconfig))
     verifier = _verifier(config) if config.transport == "http" else None
     settings = None

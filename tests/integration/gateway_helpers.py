@@ -22,7 +22,7 @@ def gateway_server(control_plane: ControlPlane, **options: Any) -> Any:
     """An in-process gateway; `kubeconfig=` makes it act as another identity than the admin."""
     options.setdefault("kubeconfig", str(control_plane.kubeconfig))
     config = GatewayConfig(**options)
-    return build_server(config, Kube.connect(config.kubeconfig))
+    return build_server(config, Kube.connect(config.kubeconfig, watch_cache=config.watch_cache))
 
 
 def unique(prefix: str) -> str:

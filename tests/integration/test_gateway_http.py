@@ -173,9 +173,12 @@ async def test_impersonation_uses_the_callers_rights_and_records_who_asked(
     token_file = tmp_path / "tokens"
     # alice is in "dba" only as her second group: every group must reach the API server.
     token_file.write_text("alice-token,alice,everyone|dba\nmallory-token,mallory,everyone\n")
-    config = GatewayConfig(transport="http", port=free_port(), token_file=token_file, impersonate=True)
+    # With read mirrors on: impersonated reads must still go to the API server as the user.
+    config = GatewayConfig(transport="http", port=free_port(), token_file=token_file, impersonate=True,
+                           watch_cache=True)
     async for url in serve(config, control_plane):
         async with session(url, "mallory-token") as mcp:
+            error(await mcp.call_tool("list_postgres_clusters", {"namespace": namespace}), "FORBIDDEN")
             message = error(await mcp.call_tool("create_postgres_cluster", {"name": "imp-db", "instances": 1,
                                                                             "namespace": namespace}), "FORBIDDEN")
             assert "mallory" in message
