@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
-import socket
 import statistics
 import time
 from collections.abc import Awaitable, Callable
@@ -27,15 +26,10 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from cnpg_mcp_api import constants
+from devcluster.controlplane import free_port
 from mcp_gateway.config import GatewayConfig
 from mcp_gateway.k8s import Kube
 from mcp_gateway.server import build_server, http_app
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def percentiles(samples: list[float]) -> tuple[float, float]:

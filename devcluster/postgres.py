@@ -23,7 +23,6 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import stat
 import subprocess
 import tempfile
@@ -35,6 +34,8 @@ from typing import Any, Self
 
 import psycopg
 from psycopg.conninfo import make_conninfo
+
+from devcluster.controlplane import free_port
 
 INSTALL_HINT = "PostgreSQL server binaries not found: run `apt-get install -y postgresql`"
 BINDIR_ENV = "CNPG_MCP_PG_BINDIR"
@@ -67,13 +68,6 @@ def find_bindir() -> Path:
         if _has_server_binaries(bindir):
             return bindir
     raise RuntimeError(INSTALL_HINT)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _log_tail(log_file: Path, lines: int = LOG_TAIL_LINES) -> str:
@@ -184,6 +178,15 @@ class PostgresServer:
 
     def superuser_dsn(self, dbname: str = "postgres") -> str:
         return self.dsn(self.superuser, self.superuser_password, dbname)
+
+    def can_login(self, user: str, password: str | None, dbname: str = "postgres") -> bool:
+        """Whether `user` can log in with `password` (what tests assert about roles)."""
+        try:
+            with psycopg.connect(self.dsn(user, password, dbname)) as connection:
+                connection.execute("SELECT 1")
+        except psycopg.OperationalError:
+            return False
+        return True
 
     # --- hand-over to other processes ----------------------------------------------------
     def to_json(self) -> str:

@@ -15,7 +15,6 @@ import json
 import os
 import selectors
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,7 +27,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from devcluster.controlplane import ControlPlane
+from devcluster.controlplane import ControlPlane, free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 READY_LINE = b"cnpg-mcp-operator ready"
@@ -38,12 +37,6 @@ PLURALS = {"PgClusterRequest": "pgclusterrequests", "PgRoleRequest": "pgrolerequ
 START_TIMEOUT = 60.0
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class OperatorProcess:
     """One `cnpg-mcp-operator` subprocess; can be stopped, killed and started again with the same flags."""
 
@@ -51,7 +44,7 @@ class OperatorProcess:
         self.kubeconfig = kubeconfig
         self.log_path = log_path
         self.args = list(args)
-        self.port = _free_port()
+        self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
     @property

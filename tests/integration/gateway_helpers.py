@@ -52,15 +52,6 @@ def secret_password(k8s: Any, namespace: str, name: str) -> str:
     return base64.b64decode(secret.data["password"]).decode()
 
 
-def can_login(postgres: PostgresServer, user: str, password: str, dbname: str = "postgres") -> bool:
-    try:
-        with psycopg.connect(postgres.dsn(user, password, dbname)) as connection:
-            connection.execute("select 1")
-    except psycopg.OperationalError:
-        return False
-    return True
-
-
 def database_owner(postgres: PostgresServer, database: str) -> str | None:
     with psycopg.connect(postgres.superuser_dsn()) as connection:
         row = connection.execute(

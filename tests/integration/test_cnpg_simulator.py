@@ -103,15 +103,6 @@ def wait_healthy(k8s: Any, namespace: str, name: str) -> dict[str, Any]:
     return wait_for(healthy, f"Cluster {name} healthy")
 
 
-def can_login(postgres: PostgresServer, user: str, password: str | None, dbname: str = "postgres") -> bool:
-    try:
-        with psycopg.connect(postgres.dsn(user, password, dbname)) as conn:
-            conn.execute("SELECT 1")
-    except psycopg.OperationalError:
-        return False
-    return True
-
-
 def superuser_query(postgres: PostgresServer, query: str, *params: Any) -> list[tuple[Any, ...]]:
     with psycopg.connect(postgres.superuser_dsn(), autocommit=True) as conn:
         cursor = conn.execute(query, params)
@@ -171,8 +162,8 @@ def test_cluster_becomes_healthy_with_app_secret_and_services(
 
     # The bootstrap database and its owner really exist, with the Secret's password.
     assert database_owner(postgres, appdb) == appdb
-    assert can_login(postgres, appdb, data["password"], appdb)
-    assert not can_login(postgres, appdb, "not-the-password", appdb)
+    assert postgres.can_login(appdb, data["password"], appdb)
+    assert not postgres.can_login(appdb, "not-the-password", appdb)
 
 
 def test_switchover_completes_when_target_primary_changes(k8s: Any, namespace: str) -> None:
@@ -200,17 +191,17 @@ def test_managed_role_logs_in_with_secret_password_and_goes_when_absent(
 
     wait_for(lambda: role in managed_roles_status(k8s, namespace, "pg-roles").get("byStatus", {})
              .get("reconciled", []), f"{role} reconciled")
-    assert can_login(postgres, role, "first-password")
-    assert not can_login(postgres, role, "wrong-password")
-    assert not can_login(postgres, role, None)
+    assert postgres.can_login(role, "first-password")
+    assert not postgres.can_login(role, "wrong-password")
+    assert not postgres.can_login(role, None)
     password_status = managed_roles_status(k8s, namespace, "pg-roles")["passwordStatus"][role]
     assert password_status["resourceVersion"]
 
     # A change of the (cnpg.io/reload labelled) Secret is applied.
     client.CoreV1Api(k8s).patch_namespaced_secret(
         "alice-pw", namespace, {"stringData": {"password": "second-password"}})
-    wait_for(lambda: can_login(postgres, role, "second-password"), "the rotated password to work")
-    assert not can_login(postgres, role, "first-password")
+    wait_for(lambda: postgres.can_login(role, "second-password"), "the rotated password to work")
+    assert not postgres.can_login(role, "first-password")
 
     # ensure: absent really drops the role.
     cluster = get_cnpg(k8s, namespace, "clusters", "pg-roles") or {}
@@ -218,7 +209,7 @@ def test_managed_role_logs_in_with_secret_password_and_goes_when_absent(
     roles[0]["ensure"] = "absent"
     patch_cnpg(k8s, namespace, "clusters", "pg-roles", {"spec": {"managed": {"roles": roles}}})
     wait_for(lambda: not role_exists(postgres, role), f"role {role} dropped")
-    assert not can_login(postgres, role, "second-password")
+    assert not postgres.can_login(role, "second-password")
 
 
 def test_role_owning_a_database_cannot_be_dropped_and_status_says_why(
@@ -263,14 +254,14 @@ def test_databaserole_with_reclaim_delete_is_dropped_on_deletion(
     obj = wait_for(applied, "DatabaseRole applied")
     assert obj["status"]["observedGeneration"] == obj["metadata"]["generation"]
     assert "cnpg.io/deleteRole" in obj["metadata"]["finalizers"]
-    assert can_login(postgres, role, "bob-password")
+    assert postgres.can_login(role, "bob-password")
     assert superuser_query(postgres, "SELECT rolcreatedb FROM pg_roles WHERE rolname = %s", role) == [(True,)]
 
     delete_cnpg(k8s, namespace, "databaseroles", k8s_name(role))
     wait_for(lambda: get_cnpg(k8s, namespace, "databaseroles", k8s_name(role)) is None,
              "DatabaseRole gone (finalizer released)")
     assert not role_exists(postgres, role)
-    assert not can_login(postgres, role, "bob-password")
+    assert not postgres.can_login(role, "bob-password")
 
 
 def test_databaserole_drop_failure_keeps_finalizer_until_it_can_drop(

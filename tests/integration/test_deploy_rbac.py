@@ -23,7 +23,6 @@ from devcluster.postgres import PostgresServer
 from mcp_gateway.config import GatewayConfig
 from tests.integration.conftest import Intents, OperatorProcess
 from tests.integration.gateway_helpers import (
-    can_login,
     database_owner,
     error,
     gateway_server,
@@ -165,7 +164,7 @@ async def test_operator_and_gateway_run_as_their_service_accounts(
             created = ok(await mcp.call_tool("create_postgres_role", {
                 "cluster_name": "sa-db", "role_name": role, "namespace": namespace}))
             intents.wait_ready("PgRoleRequest", namespace, created["request"].split("/")[1])
-            assert can_login(postgres, role, secret_password(k8s, namespace, created["password_secret"]))
+            assert postgres.can_login(role, secret_password(k8s, namespace, created["password_secret"]))
             db = ok(await mcp.call_tool("create_postgres_database", {
                 "cluster_name": "sa-db", "database_name": database, "owner": role, "namespace": namespace}))
             intents.wait_ready("PgDatabaseRequest", namespace, db["request"].split("/")[1])
@@ -183,7 +182,8 @@ async def test_impersonating_gateway_acts_as_the_user(
     anyio_backend: str,
 ) -> None:
     """The gateway ServiceAccount with the impersonation component: RBAC is the user's, the intent says who."""
-    from tests.integration.test_gateway_http import free_port, serve, session  # noqa: PLC0415
+    from devcluster.controlplane import free_port  # noqa: PLC0415
+    from tests.integration.test_gateway_http import serve, session  # noqa: PLC0415
 
     kubectl(control_plane, "apply", "--server-side", "-k", str(REPO / "deploy" / "overlays" / "impersonating-gateway"))
     rbac = client.RbacAuthorizationV1Api(k8s)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import threading
@@ -24,7 +23,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from cnpg_mcp_api import constants
-from devcluster.controlplane import ControlPlane
+from devcluster.controlplane import ControlPlane, free_port
 from mcp_gateway.config import GatewayConfig
 from mcp_gateway.k8s import Kube
 from mcp_gateway.server import build_server, http_app
@@ -38,12 +37,6 @@ ISSUER, AUDIENCE = "https://idp.example.test", "https://cnpg-mcp.example.test/mc
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def serve(config: GatewayConfig, control_plane: ControlPlane) -> AsyncIterator[str]:

@@ -17,7 +17,6 @@ from devcluster.postgres import PostgresServer
 from tests.integration.conftest import Intents, OperatorProcess
 from tests.integration.gateway_helpers import (
     as_json,
-    can_login,
     database_owner,
     error,
     gateway_server,
@@ -103,7 +102,7 @@ async def test_original_readme_examples_end_to_end(
         password = secret_password(k8s, namespace, secret)
         assert password not in text(await mcp.call_tool("list_postgres_roles", {
             "cluster_name": "app-db", "namespace": namespace}))
-        assert can_login(postgres, role, password)
+        assert postgres.can_login(role, password)
 
         roles = as_json(await mcp.call_tool("list_postgres_roles", {
             "cluster_name": "app-db", "namespace": namespace, "format": "json"}))
@@ -154,11 +153,11 @@ async def test_original_readme_examples_end_to_end(
         blocked = as_json(await mcp.call_tool("list_postgres_roles", {
             "cluster_name": "app-db", "namespace": namespace, "format": "json"}))
         assert "owner of database" in blocked["roles"][0]["status"]["message"]
-        assert can_login(postgres, role, new_password)
+        assert postgres.can_login(role, new_password)
         with psycopg.connect(postgres.superuser_dsn(), autocommit=True) as connection:
             connection.execute(sql.SQL("drop database {}").format(sql.Identifier(database)))
         intents.wait_gone("PgRoleRequest", namespace, request_name, timeout=90)
-        assert not can_login(postgres, role, new_password)
+        assert not postgres.can_login(role, new_password)
 
         # "Delete the old-test-cluster with confirmation": first without, nothing happens
         refused = ok(await mcp.call_tool("delete_postgres_cluster", {"name": "app-db", "namespace": namespace}))

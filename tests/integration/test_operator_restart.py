@@ -11,7 +11,6 @@ from kubernetes import client
 from tests.integration.conftest import Intents, OperatorProcess
 from tests.integration.test_operator_roles import (
     ROLE,
-    can_login,
     make_cluster,
     read_password,
     request_name,
@@ -65,7 +64,7 @@ def test_kill_in_the_middle_of_a_batch(operator: OperatorProcess, cnpg_simulator
     assert len(_database_roles(k8s, namespace)) == len(roles)
     for role, name in list(zip(roles, names, strict=True))[:5]:
         secret_name = intents.get(ROLE, namespace, name)["status"]["secretName"]  # type: ignore[index]
-        assert can_login(postgres, role, read_password(k8s, namespace, secret_name))
+        assert postgres.can_login(role, read_password(k8s, namespace, secret_name))
 
 
 def _versions(k8s: Any, intents: Intents, namespace: str, cluster: str) -> dict[str, str]:

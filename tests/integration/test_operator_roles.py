@@ -39,14 +39,6 @@ def read_password(k8s: Any, namespace: str, secret_name: str) -> str:
     return base64.b64decode(secret.data["password"]).decode()
 
 
-def can_login(postgres: Any, role: str, password: str) -> bool:
-    try:
-        with psycopg.connect(postgres.dsn(role, password, "postgres"), connect_timeout=5) as conn:
-            return bool(conn.execute("SELECT current_user").fetchone() == (role,))
-    except psycopg.OperationalError:
-        return False
-
-
 def pg_role(postgres: Any, role: str) -> dict[str, Any] | None:
     with psycopg.connect(postgres.superuser_dsn()) as conn:
         row = conn.execute("SELECT rolname, rolsuper, rolcanlogin, rolconnlimit, rolcreatedb FROM pg_roles"
@@ -92,7 +84,7 @@ def test_role_lifecycle_with_database_role(operator: OperatorProcess, cnpg_simul
     assert secret.metadata.labels["cnpg.io/reload"] == "true"
     assert secret.metadata.owner_references[0].uid == ready["metadata"]["uid"]
     password = read_password(k8s, namespace, status["secretName"])
-    assert can_login(postgres, role, password)
+    assert postgres.can_login(role, password)
     assert password not in str(ready)  # never in the status
 
     # update: CNPG applies the new attribute, the password stays
@@ -101,20 +93,20 @@ def test_role_lifecycle_with_database_role(operator: OperatorProcess, cnpg_simul
     wait_until(lambda: (pg_role(postgres, role) or {}).get("connlimit") == 7, "connection limit 7 applied")
     assert (pg_role(postgres, role) or {})["createdb"] is True
     assert read_password(k8s, namespace, status["secretName"]) == password
-    assert can_login(postgres, role, password)
+    assert postgres.can_login(role, password)
 
     # explicit rotation: a new password that works, the old one does not
     intents.patch_spec(ROLE, namespace, name, {"password": {"rotation": "2026-01-01T00:00:00Z"}})
     wait_until(lambda: read_password(k8s, namespace, status["secretName"]) != password, "password rotated")
     rotated = read_password(k8s, namespace, status["secretName"])
-    wait_until(lambda: can_login(postgres, role, rotated), "the rotated password works")
-    assert not can_login(postgres, role, password)
+    wait_until(lambda: postgres.can_login(role, rotated), "the rotated password works")
+    assert not postgres.can_login(role, password)
 
     # deletion drops the role and removes what was produced
     intents.delete(ROLE, namespace, name)
     intents.wait_gone(ROLE, namespace, name)
     assert pg_role(postgres, role) is None
-    assert not can_login(postgres, role, rotated)
+    assert not postgres.can_login(role, rotated)
     assert not secret_exists(k8s, namespace, status["secretName"])
     with pytest.raises(ApiException) as gone:
         client.CustomObjectsApi(k8s).get_namespaced_custom_object(
@@ -160,7 +152,7 @@ def test_role_waits_for_its_cluster(operator: OperatorProcess, cnpg_simulator: A
 
     make_cluster(intents, namespace, cluster)
     ready = intents.wait_ready(ROLE, namespace, name)
-    assert can_login(postgres, role, read_password(k8s, namespace, ready["status"]["secretName"]))
+    assert postgres.can_login(role, read_password(k8s, namespace, ready["status"]["secretName"]))
 
 
 def test_policy_refusals_show_as_conditions_and_events(operator: OperatorProcess, cnpg_simulator: Any,
@@ -229,7 +221,7 @@ def test_fifty_concurrent_requests_on_managed_roles(operator_factory: Callable[.
     assert sorted(entries) == sorted(roles), "entries were lost or duplicated"
     for role in roles[:10]:
         secret_name = f"cnpg-{cluster}-user-{role.replace('_', '-')}"
-        assert can_login(postgres, role, read_password(k8s, namespace, secret_name))
+        assert postgres.can_login(role, read_password(k8s, namespace, secret_name))
     writes = extra.probe().get("writes") or {}
     assert writes.get("patch Cluster", 0) < 50, f"managed.roles writes were not batched: {writes}"
 
@@ -256,7 +248,7 @@ def test_cleanup_completes_when_the_cluster_is_gone(operator_factory: Callable[.
     name = request_name(cluster, role)
     intents.create(ROLE, namespace, name, {"cluster": cluster, "roleName": role})
     secret_name = intents.wait_ready(ROLE, namespace, name)["status"]["secretName"]
-    assert can_login(postgres, role, read_password(k8s, namespace, secret_name))
+    assert postgres.can_login(role, read_password(k8s, namespace, secret_name))
 
     intents.delete(CLUSTER, namespace, cluster)  # the Cluster (and its PostgreSQL) is deleted first
     wait_until(lambda: intents.get(CLUSTER, namespace, cluster) is None, "cluster request gone")
@@ -276,13 +268,13 @@ def test_managed_roles_lifecycle_logs_in_then_cannot(operator_factory: Callable[
     status = intents.wait_ready(ROLE, namespace, name)["status"]
     assert status["backend"] == "ManagedRoles"
     password = read_password(k8s, namespace, status["secretName"])
-    assert can_login(postgres, role, password)
+    assert postgres.can_login(role, password)
     assert (pg_role(postgres, role) or {})["createdb"] is True
 
     intents.delete(ROLE, namespace, name)
     intents.wait_gone(ROLE, namespace, name)
     assert pg_role(postgres, role) is None
-    assert not can_login(postgres, role, password)
+    assert not postgres.can_login(role, password)
     live = client.CustomObjectsApi(k8s).get_namespaced_custom_object("postgresql.cnpg.io", "v1", namespace,
                                                                      "clusters", cluster)
     assert role not in [r["name"] for r in (live["spec"].get("managed") or {}).get("roles") or []]
