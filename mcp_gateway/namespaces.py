@@ -20,8 +20,6 @@ def infer_default_namespace(kubeconfig: str | None = None) -> str:
 
         _, active = config.list_kube_config_contexts(config_file=kubeconfig or os.environ.get("KUBECONFIG"))
         namespace = str((active or {}).get("context", {}).get("namespace") or "")
-        if namespace:
-            return namespace
-    except Exception:  # no kubeconfig or no context: fall through to the default
-        return "default"
-    return "default"
+    except Exception:  # no kubeconfig or no current context: use the default
+        namespace = ""
+    return namespace or "default"

@@ -11,7 +11,8 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from cnpg_mcp_operator.k8s import CNPG_GROUP, CNPG_VERSION, DATABASE_ROLES, Api
+from cnpg_mcp_api import constants
+from cnpg_mcp_operator.k8s import DATABASE_ROLES, Api
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,7 @@ async def detect_role_backend(api: Api, choice: str) -> RoleBackend:
         return _FORCED[choice]
     if choice != "auto":
         raise ValueError(f"role backend must be one of {', '.join(CHOICES)}, not {choice!r}")
-    served = await api.group_resources(CNPG_GROUP, CNPG_VERSION) or set()
+    served = await api.group_resources(constants.CNPG_GROUP, constants.CNPG_VERSION) or set()
     backend = RoleBackend.DATABASE_ROLE if DATABASE_ROLES.plural in served else RoleBackend.MANAGED_ROLES
     log.info("role backend: %s (auto-detected)", backend.value)
     return backend

@@ -19,6 +19,8 @@ from urllib.parse import quote, urlencode
 from kubernetes.aio import client as aio_client
 from kubernetes.aio import config as aio_config
 
+from cnpg_mcp_api import constants
+
 log = logging.getLogger(__name__)
 
 Json = dict[str, Any]
@@ -54,11 +56,9 @@ class Resource:
 
 
 SECRETS = Resource("", "v1", "secrets", "Secret")
-CNPG_GROUP = "postgresql.cnpg.io"
-CNPG_VERSION = "v1"
-CLUSTERS = Resource(CNPG_GROUP, CNPG_VERSION, "clusters", "Cluster")
-DATABASES = Resource(CNPG_GROUP, CNPG_VERSION, "databases", "Database")
-DATABASE_ROLES = Resource(CNPG_GROUP, CNPG_VERSION, "databaseroles", "DatabaseRole")
+CLUSTERS = Resource(constants.CNPG_GROUP, constants.CNPG_VERSION, constants.CNPG_CLUSTERS, "Cluster")
+DATABASES = Resource(constants.CNPG_GROUP, constants.CNPG_VERSION, constants.CNPG_DATABASES, "Database")
+DATABASE_ROLES = Resource(constants.CNPG_GROUP, constants.CNPG_VERSION, constants.CNPG_DATABASE_ROLES, "DatabaseRole")
 
 
 class ApiError(Exception):

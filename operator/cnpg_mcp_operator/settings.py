@@ -12,23 +12,22 @@ from typing import Any
 
 import kopf
 
+from cnpg_mcp_api import constants
 from cnpg_mcp_operator.config import OperatorConfig
 from cnpg_mcp_operator.registry import REGISTRY
 from cnpg_mcp_operator.runtime import Runtime, runtime_of
 
 log = logging.getLogger(__name__)
 
-DOMAIN = "cnpg-mcp.io"
-FINALIZER = f"{DOMAIN}/finalizer"
 COMPONENT = "cnpg-mcp-operator"
 
 
 def apply_settings(settings: kopf.OperatorSettings) -> None:
     settings.peering.standalone = True  # one replica (Recreate); Kopf has no leader election
-    settings.persistence.finalizer = FINALIZER
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=DOMAIN)
+    settings.persistence.finalizer = constants.FINALIZER
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=constants.KOPF_ANNOTATIONS_PREFIX)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=DOMAIN, key="last-handled-configuration")
+        prefix=constants.KOPF_ANNOTATIONS_PREFIX, key="last-handled-configuration")
     # Our own Events (events.py) are posted explicitly; Kopf's per-handler chatter only when it matters.
     settings.posting.level = logging.WARNING
     settings.posting.reporting_component = COMPONENT

@@ -27,13 +27,14 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from cnpg_mcp_api import constants
+from cnpg_mcp_api.models import KINDS
 from devcluster.controlplane import ControlPlane, free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 READY_LINE = b"cnpg-mcp-operator ready"
-GROUP, VERSION = "cnpg-mcp.io", "v1alpha1"
-PLURALS = {"PgClusterRequest": "pgclusterrequests", "PgRoleRequest": "pgrolerequests",
-           "PgDatabaseRequest": "pgdatabaserequests"}
+GROUP, VERSION = constants.GROUP, constants.VERSION
+PLURALS = {kind.kind: kind.plural for kind in KINDS}
 START_TIMEOUT = 60.0
 
 

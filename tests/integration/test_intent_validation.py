@@ -9,9 +9,9 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from cnpg_mcp_api import constants
+from cnpg_mcp_api.models import KINDS
 
-PLURAL = {"PgClusterRequest": constants.CLUSTER_REQUEST_PLURAL, "PgRoleRequest": constants.ROLE_REQUEST_PLURAL,
-          "PgDatabaseRequest": constants.DATABASE_REQUEST_PLURAL}
+PLURAL = {kind.kind: kind.plural for kind in KINDS}
 
 
 def create(k8s: Any, namespace: str, kind: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
