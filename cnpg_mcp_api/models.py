@@ -14,8 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from cnpg_mcp_api import constants
+from cnpg_mcp_api.naming import MAX_PG_NAME_BYTES, PG_NAME_CHARACTERS
 
-PG_IDENTIFIER_PATTERN = r"^[a-z_][a-z0-9_]*$"
+# ASCII only, so the API server's character count is also PostgreSQL's byte count.
+PG_IDENTIFIER_PATTERN = PG_NAME_CHARACTERS.pattern
 CLUSTER_NAME_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
 QUANTITY_PATTERN = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$"
 RESERVED_ROLE_NAMES = ("postgres", "streaming_replica", "cnpg_pooler_pgbouncer")
@@ -31,8 +33,9 @@ def _immutable(what: str) -> dict[str, Any]:
 
 
 PgIdentifier = Annotated[str, Field(
-    pattern=PG_IDENTIFIER_PATTERN, min_length=1, max_length=63,
-    description="A PostgreSQL identifier: lowercase letters, digits and underscores, not starting with a digit.",
+    pattern=PG_IDENTIFIER_PATTERN, min_length=1, max_length=MAX_PG_NAME_BYTES,
+    description="A PostgreSQL name (always quoted, so case matters): letters, digits, '_', '-', '.', '$'; "
+                "at most 63 bytes.",
 )]
 ClusterName = Annotated[str, Field(
     pattern=CLUSTER_NAME_PATTERN, min_length=1, max_length=50,
@@ -146,7 +149,7 @@ class PasswordSpec(CamelModel):
 _PRIVILEGED_ROLE_RULE = (
     "(has(self.privileged) && self.privileged) || !("
     "(has(self.superuser) && self.superuser) || (has(self.replication) && self.replication) || "
-    "(has(self.bypassrls) && self.bypassrls))"
+    "(has(self.bypassrls) && self.bypassrls) || (has(self.createrole) && self.createrole))"
 )
 _PRIVILEGED_MEMBERSHIP_RULE = (
     "(has(self.privileged) && self.privileged) || !has(self.inRoles) || "
@@ -154,7 +157,7 @@ _PRIVILEGED_MEMBERSHIP_RULE = (
 )
 _RESERVED_ROLE_RULE = (
     "!(self.roleName in [" + ", ".join(f"'{n}'" for n in RESERVED_ROLE_NAMES) + "]) && "
-    "!self.roleName.startsWith('pg_')"
+    "!self.roleName.lowerAscii().startsWith('pg_')"
 )
 
 
@@ -165,7 +168,7 @@ class PgRoleRequestSpec(CamelModel):
         {"rule": _RESERVED_ROLE_RULE,
          "message": "roleName is reserved (postgres, streaming_replica, cnpg_pooler_pgbouncer, pg_*)"},
         {"rule": _PRIVILEGED_ROLE_RULE,
-         "message": "superuser, replication and bypassrls need privileged: true (and an admin policy that "
+         "message": "superuser, replication, bypassrls and createrole need privileged: true (and an admin policy that "
                     "allows privileged roles in this namespace)"},
         {"rule": _PRIVILEGED_MEMBERSHIP_RULE,
          "message": "membership in postgres, streaming_replica or pg_* roles needs privileged: true (and an "
@@ -178,17 +181,22 @@ class PgRoleRequestSpec(CamelModel):
     superuser: bool = Field(default=False, description="Privileged: needs privileged: true and the admin policy.")
     inherit: bool = Field(default=True, description="Inherit privileges of roles it is a member of.")
     createdb: bool = False
-    createrole: bool = False
+    createrole: bool = Field(default=False, description="Privileged (close to superuser before PostgreSQL 16): "
+                                                        "needs privileged: true and the admin policy.")
     replication: bool = Field(default=False, description="Privileged: needs privileged: true and the admin policy.")
     bypassrls: bool = Field(default=False, description="Privileged: needs privileged: true and the admin policy.")
     connection_limit: int = Field(default=-1, ge=-1, description="-1 means no limit.")
     valid_until: str | None = Field(default=None, description="Password expiry (RFC 3339 timestamp).",
                                     json_schema_extra={"format": "date-time"})
-    in_roles: list[PgIdentifier] = Field(default_factory=list, max_length=32,
-                                         description="Roles this role is a member of.")
+    in_roles: list[PgIdentifier] = Field(
+        default_factory=list, max_length=32,
+        description="Roles this role is a member of. Roles produced by Ready requests of this namespace are "
+                    "allowed; any other (the bootstrap owner, pg_*, roles created elsewhere) needs "
+                    "privileged: true and the admin policy.")
     comment: str | None = Field(default=None, max_length=1024)
     privileged: bool = Field(default=False,
-                             description="Explicit acknowledgement for privileged attributes or memberships.")
+                             description="Explicit acknowledgement for privileged attributes or memberships "
+                                         "(granted only where the operator's admin policy allows it).")
     password: PasswordSpec = Field(default_factory=PasswordSpec)
     reclaim_policy: Literal["delete", "retain"] = Field(
         default="delete",

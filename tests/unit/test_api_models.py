@@ -29,7 +29,7 @@ def test_instances_are_bounded(instances: int) -> None:
 
 def test_role_names_are_postgres_identifiers() -> None:
     assert PgRoleRequestSpec.model_validate({"cluster": "c", "roleName": "app_user"}).role_name == "app_user"
-    for bad in ("App", "1abc", "a-b", "x" * 64, ""):
+    for bad in ("x" * 64, "", "a b", "a\"b"):  # App, 1abc, a-b are valid quoted names (issue #8 item 14)
         with pytest.raises(ValidationError):
             PgRoleRequestSpec.model_validate({"cluster": "c", "roleName": bad})
 
@@ -78,7 +78,10 @@ class TestPolicy:
     ])
     def test_privileged_requests_need_the_admin_policy(self, spec: dict[str, object]) -> None:
         assert policy.role_request_violations(spec, allow_privileged=False, bootstrap_owner=None)
-        assert not policy.role_request_violations(spec, allow_privileged=True, bootstrap_owner=None)
+        # the acknowledgement (privileged: true) is checked by the operator too, not only by CEL
+        assert policy.role_request_violations(spec, allow_privileged=True, bootstrap_owner=None)
+        assert not policy.role_request_violations({**spec, "privileged": True}, allow_privileged=True,
+                                                  bootstrap_owner=None)
 
     def test_membership_in_ordinary_roles_is_fine(self) -> None:
         assert not policy.role_request_violations({"roleName": "r", "inRoles": ["readers"]},
