@@ -38,14 +38,17 @@ ROLE = {"cluster": "main-db", "roleName": "app_user"}
      "set either postgresVersion or imageName, not both"),
     ("PgClusterRequest", "c", {"storage": {"size": "lots"}}, "spec.storage.size"),
     ("PgClusterRequest", "c", {"deletionPolicy": "Shred"}, "supported values"),
-    ("PgRoleRequest", "r", {"cluster": "main-db", "roleName": "App-User"}, "spec.roleName"),
+    ("PgRoleRequest", "r", {"cluster": "main-db", "roleName": "App User"}, "spec.roleName"),
+    ("PgRoleRequest", "r", {"cluster": "main-db", "roleName": "x" * 64}, "spec.roleName"),
+    ("PgRoleRequest", "r", {"cluster": "main-db", "roleName": "PG_evil"}, "roleName is reserved"),
+    ("PgRoleRequest", "r", {**ROLE, "createrole": True}, "need privileged: true"),
     ("PgRoleRequest", "r", {"cluster": "main-db", "roleName": "postgres"}, "roleName is reserved"),
     ("PgRoleRequest", "r", {"cluster": "main-db", "roleName": "pg_evil"}, "roleName is reserved"),
     ("PgRoleRequest", "r", {**ROLE, "superuser": True}, "need privileged: true"),
     ("PgRoleRequest", "r", {**ROLE, "inRoles": ["pg_read_server_files"]}, "needs privileged: true"),
     ("PgRoleRequest", "r", {"roleName": "app_user"}, "spec.cluster: Required value"),
     ("PgDatabaseRequest", "d", {"cluster": "main-db", "name": "template1", "owner": "app"}, "name is reserved"),
-    ("PgDatabaseRequest", "d", {"cluster": "main-db", "name": "app-data", "owner": "app"}, "spec.name"),
+    ("PgDatabaseRequest", "d", {"cluster": "main-db", "name": "app data", "owner": "app"}, "spec.name"),
 ])
 def test_invalid_intents_are_refused_by_the_api_server(
     k8s: Any, namespace: str, kind: str, name: str, spec: dict[str, Any], expected: str

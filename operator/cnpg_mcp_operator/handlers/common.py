@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -60,13 +60,18 @@ def verdict_status(body: Mapping[str, Any], verdict: Verdict, *, keep_generation
             **extra}
 
 
-def policy_denial(rt: Runtime, body: Mapping[str, Any], cluster: Mapping[str, Any] | None) -> str | None:
-    """The operator's own check of the admin policy (the CRD's CEL rules are the first gate)."""
+def policy_denial(rt: Runtime, body: Mapping[str, Any], cluster: Mapping[str, Any] | None,
+                  joinable_roles: Collection[str] | None = None) -> str | None:
+    """The operator's own check of the admin policy (the CRD's CEL rules are the first gate).
+
+    joinable_roles: the roles Ready requests of the namespace produced in this cluster (see policy.py).
+    """
     namespace = body["metadata"]["namespace"]
     violations = role_request_violations(
         body.get("spec") or {},
         allow_privileged=rt.privileged_allowed(namespace),
         bootstrap_owner=bootstrap_owner(cluster),
+        joinable_roles=joinable_roles,
     )
     if not violations:
         return None

@@ -57,6 +57,7 @@ GROUP, VERSION, PLURAL = ROLE_REQUESTS.group, ROLE_REQUESTS.version, ROLE_REQUES
 # Optional RoleConfiguration keys: when the request drops one, the patch must remove it too.
 OPTIONAL_ROLE_KEYS = ("validUntil", "comment", "inRoles", "passwordSecret")
 DELETION_RECHECK_S = 60.0
+PENDING_MEMBERSHIP_RECHECK_S = 5.0
 
 
 @kopf.index(GROUP, VERSION, PLURAL, registry=REGISTRY)
@@ -107,10 +108,11 @@ async def _reconcile_locked(rt: Runtime, body: Json, views: CnpgViews) -> None:
         return
     namespace, name, cluster_name, role = _names(body)
     cluster = views.cluster(namespace, cluster_name)
-    denial = policy_denial(rt, body, cluster)
+    denial = policy_denial(rt, body, cluster, views.requested_roles(namespace, cluster_name, ready=True))
     if denial is not None:
         refused = Verdict(False, "PolicyDenied", denial)
         await rt.status.write(ROLE_REQUESTS, body, verdict_status(body, refused))
+        _retry_if_joining_pending_roles(body, views)
         return
     if cluster is None:  # never produce anything for a cluster we cannot check the policy against
         verdict = Verdict(False, "ClusterNotFound", f'Cluster "{cluster_name}" not found in {namespace}')
@@ -129,6 +131,16 @@ async def _reconcile_locked(rt: Runtime, body: Json, views: CnpgViews) -> None:
     if backend is RoleBackend.DATABASE_ROLE:
         extra["databaseRole"] = name
     await rt.status.write(ROLE_REQUESTS, body, verdict_status(body, verdict, **extra))
+
+
+def _retry_if_joining_pending_roles(body: Json, views: CnpgViews) -> None:
+    """A role may join a role whose request is not Ready yet (both applied at once): decide again later."""
+    namespace, _, cluster_name, _ = _names(body)
+    pending = views.requested_roles(namespace, cluster_name, ready=False)
+    waiting_for = sorted(pending & {str(r) for r in (body.get("spec") or {}).get("inRoles") or []})
+    if waiting_for:
+        raise kopf.TemporaryError(f"waiting for the requests of {', '.join(waiting_for)} to be Ready",
+                                  delay=PENDING_MEMBERSHIP_RECHECK_S)
 
 
 async def _ensure_secret(rt: Runtime, body: Json, secret_name: str, dbname: str) -> str | None:
