@@ -26,7 +26,6 @@ from cnpg_mcp_api.naming import database_request_name, role_request_name
 from mcp_gateway import errors
 
 ROLE_FLAGS = ("login", "superuser", "inherit", "createdb", "createrole", "replication")
-PRIVILEGED_FLAGS = ("superuser", "replication")
 
 
 def _validated(model: type[CamelModel], data: Mapping[str, Any]) -> CamelModel:
@@ -71,22 +70,24 @@ def adoption_intent(cluster: Mapping[str, Any], *, instances: int, requested_by:
 
 
 def role_intent(cluster_name: str, role_name: str, namespace: str, flags: Mapping[str, bool],
-                requested_by: str | None) -> dict[str, Any]:
-    data: dict[str, Any] = {"cluster": cluster_name, "roleName": role_name, **flags}
-    # Asking for a privileged role through the tool is the explicit acknowledgement the CRD wants;
+                requested_by: str | None, *, privileged: bool = False) -> dict[str, Any]:
+    # privileged is the caller's own acknowledgement (tools/privilege.py), never inferred from the flags;
     # whether it is granted is the operator's admin policy.
-    data["privileged"] = any(flags.get(flag) for flag in PRIVILEGED_FLAGS)
+    data: dict[str, Any] = {"cluster": cluster_name, "roleName": role_name, **flags, "privileged": privileged}
     spec = _validated(PgRoleRequestSpec, data)
     return manifest(ROLE_REQUEST, role_request_name(cluster_name, role_name), spec, namespace=namespace,
                     annotations=_annotations(requested_by))
 
 
 def role_update_patch(current_spec: Mapping[str, Any], changes: Mapping[str, bool | None],
-                      rotate_password: bool, now: dt.datetime | None = None) -> dict[str, Any]:
-    """A merge patch for a PgRoleRequest's spec; empty when nothing changes."""
+                      rotate_password: bool, now: dt.datetime | None = None, *,
+                      privileged: bool = False) -> dict[str, Any]:
+    """A merge patch for a PgRoleRequest's spec; empty when nothing changes.
+
+    privileged: the caller acknowledged privileged attributes; never inferred from the flags.
+    """
     patch: dict[str, Any] = {k: v for k, v in changes.items() if v is not None and current_spec.get(k) != v}
-    merged = {**current_spec, **patch}
-    if any(merged.get(flag) for flag in PRIVILEGED_FLAGS) and not current_spec.get("privileged"):
+    if privileged and patch and not current_spec.get("privileged"):
         patch["privileged"] = True
     if rotate_password:
         stamp = (now or dt.datetime.now(dt.UTC)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

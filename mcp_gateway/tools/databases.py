@@ -9,17 +9,24 @@ from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import Field
 
 from cnpg_mcp_api import constants
-from cnpg_mcp_api.models import PG_IDENTIFIER_PATTERN
+from cnpg_mcp_api.models import RESERVED_DATABASE_NAMES
 from cnpg_mcp_api.naming import database_request_name
 from mcp_gateway import errors, intents, render
 from mcp_gateway.gateway import Gateway
 from mcp_gateway.tools import result
 from mcp_gateway.tools.clusters import ClusterName, DryRun, Namespace
-from mcp_gateway.tools.roles import _require_cluster
+from mcp_gateway.tools.roles import RoleName, _require_cluster, checked_name
 
 PLURAL = constants.DATABASE_REQUEST_PLURAL
-DatabaseName = Annotated[str, Field(description="PostgreSQL database name (lowercase letters, digits, '_').",
-                                    pattern=PG_IDENTIFIER_PATTERN, max_length=63)]
+DatabaseName = Annotated[str, Field(description="PostgreSQL database name, used as given (quoted): letters, "
+                                                "digits, '_', '-', '.', '$'; at most 63 bytes.")]
+
+
+def checked_database_name(name: str) -> str:
+    if name in RESERVED_DATABASE_NAMES:
+        raise errors.tool_error(errors.INVALID_ARGUMENT, f"database name {name!r} is reserved "
+                                f"({', '.join(RESERVED_DATABASE_NAMES)}). Choose another name.")
+    return checked_name(name, "database")
 
 
 def register(mcp: MCPServer, gw: Gateway, *, writes: bool, deletes: bool) -> None:
@@ -50,13 +57,15 @@ def register(mcp: MCPServer, gw: Gateway, *, writes: bool, deletes: bool) -> Non
 
     async def create_postgres_database(
         cluster_name: ClusterName, database_name: DatabaseName,
-        owner: Annotated[str, Field(description="Owning role", pattern=PG_IDENTIFIER_PATTERN, max_length=63)],
+        owner: Annotated[RoleName, Field(description="Owning role")],
         reclaim_policy: Annotated[Literal["retain", "delete"], Field(
             description="'retain' (default): the database survives deletion of its object; 'delete': dropped"
         )] = "retain",
         namespace: Namespace = None, dry_run: DryRun = False,
     ) -> CallToolResult:
         """Create a database owned by a role (a PgDatabaseRequest → CNPG Database)."""
+        checked_database_name(database_name)
+        checked_name(owner, "owner role")
         ns = gw.namespace(namespace)
         body = intents.database_intent(cluster_name, database_name, owner, reclaim_policy=reclaim_policy,
                                        namespace=ns, requested_by=gw.requested_by())
@@ -86,6 +95,7 @@ def register(mcp: MCPServer, gw: Gateway, *, writes: bool, deletes: bool) -> Non
                                        namespace: Namespace = None, dry_run: DryRun = False) -> CallToolResult:
         """Delete a database's request. With reclaim policy 'delete' the database is dropped from PostgreSQL;
         with 'retain' (the default) the data stays and only the declaration goes."""
+        checked_name(database_name, "database")
         ns = gw.namespace(namespace)
         name = database_request_name(cluster_name, database_name)
         async with gw.acting(f"deleting database {database_name} in {ns}/{cluster_name}"):

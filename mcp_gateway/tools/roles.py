@@ -5,21 +5,49 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from mcp.server import MCPServer
+from mcp.server.mcpserver import Context, Elicit, ElicitationResult, Resolve
 from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import Field
 
 from cnpg_mcp_api import constants
-from cnpg_mcp_api.models import PG_IDENTIFIER_PATTERN
-from cnpg_mcp_api.naming import role_request_name, role_secret_name
+from cnpg_mcp_api.naming import identifier_problem, role_request_name, role_secret_name
+from cnpg_mcp_api.policy import is_reserved_role
 from mcp_gateway import errors, intents, render
 from mcp_gateway.gateway import Gateway
-from mcp_gateway.tools import result
+from mcp_gateway.tools import privilege, result
 from mcp_gateway.tools.clusters import ClusterName, DryRun, Namespace
+from mcp_gateway.tools.privilege import PrivilegeAck
 
 PLURAL = constants.ROLE_REQUEST_PLURAL
-RoleName = Annotated[str, Field(description="PostgreSQL role name (lowercase letters, digits, '_').",
-                                pattern=PG_IDENTIFIER_PATTERN, max_length=63)]
+RoleName = Annotated[str, Field(description="PostgreSQL role name, used as given (quoted): letters, digits, '_', "
+                                            "'-', '.', '$'; at most 63 bytes; not pg_* or a reserved role.")]
 Flag = Annotated[bool | None, Field(description="New value; omit to keep")]
+Privileged = Annotated[bool, Field(description=(
+    "Set true only after the user confirmed superuser, replication or createrole: the explicit "
+    "acknowledgement of privileged attributes (the cluster admin's policy still decides)."))]
+
+
+def checked_name(name: str, what: str = "role") -> str:
+    """The name when PostgreSQL, CloudNativePG and cnpg-mcp accept it; an INVALID_ARGUMENT error otherwise."""
+    problem = identifier_problem(name, what)
+    if problem is None and what == "role" and is_reserved_role(name):
+        problem = (f"role name {name!r} is reserved for PostgreSQL or CloudNativePG (postgres, "
+                   "streaming_replica, cnpg_pooler_pgbouncer, pg_*)")
+    if problem is not None:
+        raise errors.tool_error(errors.INVALID_ARGUMENT, f"{problem}. Choose another name.")
+    return name
+
+
+async def _ask_create(cluster_name: str, role_name: str, superuser: bool, replication: bool, createrole: bool,
+                      privileged: bool, ctx: Context) -> Elicit[PrivilegeAck] | PrivilegeAck:
+    flags = {"superuser": superuser, "replication": replication, "createrole": createrole}
+    return privilege.question(flags, privileged, role_name, cluster_name, ctx)
+
+
+async def _ask_update(cluster_name: str, role_name: str, superuser: bool | None, replication: bool | None,
+                      createrole: bool | None, privileged: bool, ctx: Context) -> Elicit[PrivilegeAck] | PrivilegeAck:
+    flags = {"superuser": superuser, "replication": replication, "createrole": createrole}
+    return privilege.question(flags, privileged, role_name, cluster_name, ctx)
 
 
 async def _require_cluster(gw: Gateway, ns: str, cluster_name: str) -> dict[str, Any]:
@@ -81,16 +109,20 @@ def register(mcp: MCPServer, gw: Gateway, *, writes: bool, deletes: bool) -> Non
     async def create_postgres_role(
         cluster_name: ClusterName, role_name: RoleName,
         login: bool = True, superuser: bool = False, inherit: bool = True, createdb: bool = False,
-        createrole: bool = False, replication: bool = False,
-        namespace: Namespace = None, dry_run: DryRun = False,
+        createrole: bool = False, replication: bool = False, privileged: Privileged = False,
+        namespace: Namespace = None, dry_run: DryRun = False, *, ctx: Context,
+        acknowledgement: Annotated[ElicitationResult[PrivilegeAck], Resolve(_ask_create)],
     ) -> CallToolResult:
         """Create a PostgreSQL role in a cluster (a PgRoleRequest). The operator generates a password and stores
         it in the Secret cnpg-<cluster>-user-<role>; this tool returns the Secret's name, never the password.
-        superuser/replication are granted only where the cluster admin's policy allows them."""
+        superuser/replication/createrole need the user's acknowledgement (asked through the client, or
+        privileged=true) and are granted only where the cluster admin's policy allows them."""
+        checked_name(role_name)
         ns = gw.namespace(namespace)
         flags = {"login": login, "superuser": superuser, "inherit": inherit, "createdb": createdb,
                  "createrole": createrole, "replication": replication}
-        body = intents.role_intent(cluster_name, role_name, ns, flags, gw.requested_by())
+        privileged = privilege.require(flags, privileged, acknowledgement, ctx, "create_postgres_role")
+        body = intents.role_intent(cluster_name, role_name, ns, flags, gw.requested_by(), privileged=privileged)
         name = body["metadata"]["name"]
         async with gw.acting(f"creating role {role_name} in {ns}/{cluster_name}"):
             await _require_cluster(gw, ns, cluster_name)
@@ -109,7 +141,7 @@ def register(mcp: MCPServer, gw: Gateway, *, writes: bool, deletes: bool) -> Non
                           data)
         text = (f"Role {role_name!r} requested in {ns}/{cluster_name} (PgRoleRequest {name}). Password Secret: "
                 f"{secret}. Read it with: {render.secret_hint(secret, ns)}")
-        if superuser or replication:
+        if privilege.asked(flags):
             text += ("\nPrivileged attributes are granted only if the operator's admin policy allows this "
                      "namespace; otherwise the request reports PolicyDenied (see list_postgres_roles).")
         return result(text, data)
@@ -121,7 +153,8 @@ def register(mcp: MCPServer, gw: Gateway, *, writes: bool, deletes: bool) -> Non
         password: Annotated[str | None, Field(description="Not accepted (a password must not pass through the "
                                                           "model); use reset_password=true")] = None,
         reset_password: Annotated[bool, Field(description="Generate a new password (rotation)")] = False,
-        namespace: Namespace = None, dry_run: DryRun = False,
+        privileged: Privileged = False, namespace: Namespace = None, dry_run: DryRun = False, *, ctx: Context,
+        acknowledgement: Annotated[ElicitationResult[PrivilegeAck], Resolve(_ask_update)],
     ) -> CallToolResult:
         """Change a role's attributes, or rotate its password (reset_password=true: the operator writes a new
         password into the role's Secret and CNPG applies it). Literal passwords are refused on purpose."""
@@ -130,16 +163,18 @@ def register(mcp: MCPServer, gw: Gateway, *, writes: bool, deletes: bool) -> Non
                 "setting a literal password through MCP is refused: it would pass through the model's context "
                 "and logs. Call update_postgres_role with reset_password=true to rotate it, or write the "
                 f"password into Secret {role_secret_name(cluster_name, role_name)} yourself with kubectl."))
+        checked_name(role_name)
         ns = gw.namespace(namespace)
         name = role_request_name(cluster_name, role_name)
         changes = {"login": login, "superuser": superuser, "inherit": inherit, "createdb": createdb,
                    "createrole": createrole, "replication": replication}
+        privileged = privilege.require(changes, privileged, acknowledgement, ctx, "update_postgres_role")
         async with gw.acting(f"updating role {role_name} in {ns}/{cluster_name}"):
             request = await gw.kube.intent_get_or_none(PLURAL, ns, name)
             if request is None:
                 raise errors.tool_error(errors.NOT_FOUND, f"role {role_name!r} of cluster {cluster_name!r} is not "
                                         "managed by cnpg-mcp; create_postgres_role creates it")
-            patch = intents.role_update_patch(request["spec"], changes, reset_password)
+            patch = intents.role_update_patch(request["spec"], changes, reset_password, privileged=privileged)
             if not patch:
                 return result("No updates specified: every given attribute already has that value.",
                               {"changed": False, "role": role_name})
@@ -164,6 +199,7 @@ def register(mcp: MCPServer, gw: Gateway, *, writes: bool, deletes: bool) -> Non
                                    dry_run: DryRun = False) -> CallToolResult:
         """Drop a role: its PgRoleRequest is deleted, the operator has CNPG really drop the role in PostgreSQL
         (reporting what blocks the drop, e.g. objects it owns), then removes its password Secret."""
+        checked_name(role_name)
         ns = gw.namespace(namespace)
         name = role_request_name(cluster_name, role_name)
         async with gw.acting(f"deleting role {role_name} in {ns}/{cluster_name}"):

@@ -33,7 +33,9 @@ def test_role_intent_names_and_privilege_acknowledgement() -> None:
     body = intents.role_intent("main-db", "app_user", "ns", {"login": True, "superuser": False}, None)
     assert body["metadata"]["name"] == "main-db-app-user"
     assert body["spec"]["privileged"] is False
-    admin = intents.role_intent("main-db", "admin_user", "ns", {"superuser": True}, None)
+    # the acknowledgement is the caller's, never inferred from the flags (issue #8 item 11)
+    assert intents.role_intent("main-db", "admin_user", "ns", {"superuser": True}, None)["spec"]["privileged"] is False
+    admin = intents.role_intent("main-db", "admin_user", "ns", {"superuser": True}, None, privileged=True)
     assert admin["spec"]["privileged"] is True
 
 
@@ -54,7 +56,9 @@ def test_role_update_patch() -> None:
     assert intents.role_update_patch(current, {"createdb": True}, False) == {"spec": {"createdb": True}}
     rotated = intents.role_update_patch(current, {}, True, now=dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
     assert rotated == {"spec": {"password": {"rotation": "2026-01-01T00:00:00.000000Z"}}}
-    assert intents.role_update_patch(current, {"superuser": True}, False)["spec"]["privileged"] is True
+    assert intents.role_update_patch(current, {"superuser": True}, False) == {"spec": {"superuser": True}}
+    acknowledged = intents.role_update_patch(current, {"superuser": True}, False, privileged=True)
+    assert acknowledged == {"spec": {"superuser": True, "privileged": True}}
 
 
 @pytest.mark.parametrize(("config", "problem"), [
