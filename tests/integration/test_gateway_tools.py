@@ -3,6 +3,7 @@ the operator, the CNPG simulator and PostgreSQL."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -51,8 +52,11 @@ def cluster(k8s: Any, namespace: str, name: str) -> dict[str, Any] | None:
 
 
 async def test_original_readme_examples_end_to_end(
-    gateway: Any, k8s: Any, namespace: str, postgres: PostgresServer, intents: Intents
+    gateway: Any, k8s: Any, namespace: str, postgres: PostgresServer, intents: Intents,
+    operator_factory: Callable[..., OperatorProcess],
 ) -> None:
+    # "Grant createrole" below is privileged (issue #8 item 9): this namespace's admin policy allows it
+    operator_factory("--all-namespaces", "--allow-privileged-namespace", namespace)
     role, database = unique("app_user"), unique("app_data")
     updates: list[tuple[float, float | None, str | None]] = []
 
@@ -122,10 +126,12 @@ async def test_original_readme_examples_end_to_end(
         assert databases["databases"][0]["database_name"] == database
         assert databases["databases"][0]["reclaim_policy"] == "retain"
 
-        # "Grant createrole to app_user"; a password rotation changes the Secret, and the new one works
-        ok(await mcp.call_tool("update_postgres_role", {
-            "cluster_name": "app-db", "role_name": role, "createrole": True, "reset_password": True,
-            "namespace": namespace}))
+        # "Grant createrole to app_user"; a password rotation changes the Secret, and the new one works.
+        # createrole is privileged: the caller acknowledges it (privileged=true) after a coded refusal.
+        grant = {"cluster_name": "app-db", "role_name": role, "createrole": True, "reset_password": True,
+                 "namespace": namespace}
+        error(await mcp.call_tool("update_postgres_role", grant), "PRIVILEGE_ACK_REQUIRED")
+        ok(await mcp.call_tool("update_postgres_role", {**grant, "privileged": True}))
         updated = intents.wait_for("PgRoleRequest", namespace, request_name,
                                    lambda o: o["spec"].get("createrole") is True, "updated")
         intents.wait_ready("PgRoleRequest", namespace, request_name)
