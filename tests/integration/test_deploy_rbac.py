@@ -81,6 +81,7 @@ def test_deploy_applies_with_least_privilege_and_hardened_pods(deployed: str, k8
     # Two replicas: Kopf peering keeps one active and the other on standby (test_operator_peering.py).
     assert operator.spec.replicas == 2
     assert f"--peering={PEERING}" in operator.spec.template.spec.containers[0].args
+    assert operator.spec.strategy.rolling_update.max_unavailable == 0  # the standby is there before one leaves
     for name in ("cnpg-mcp-operator", "cnpg-mcp-gateway"):
         pod = apps.read_namespaced_deployment(name, NAMESPACE).spec.template.spec
         assert pod.security_context.run_as_non_root is True
