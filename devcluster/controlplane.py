@@ -141,7 +141,8 @@ def cnpg_crd_files(version: str = CNPG_VERSION) -> list[Path]:
 
 
 def project_crd_files() -> list[Path]:
-    return sorted(p for p in (REPO_ROOT / "crds").glob("*.yaml") if p.name != "kustomization.yaml")
+    crds = sorted(p for p in (REPO_ROOT / "crds").glob("*.yaml") if p.name != "kustomization.yaml")
+    return [*crds, REPO_ROOT / "deploy" / "operator" / "peering-crds.yaml"]  # Kopf peering (several replicas)
 
 
 def load_crds(files: Iterable[Path]) -> list[dict[str, Any]]:
@@ -380,6 +381,8 @@ def start(state_dir: Path, *, detach: bool = False, extra_crd_files: Sequence[Pa
             "--service-cluster-ip-range=10.0.0.0/24",
             # No ServiceAccount controller runs, so the admission plugin would reject every pod/SA use.
             "--disable-admission-plugins=ServiceAccount",
+            # As hardened clusters do: blockOwnerDeletion needs update on the owner's finalizers.
+            "--enable-admission-plugins=OwnerReferencesPermissionEnforcement",
             # A loopback advertise address must not be written into the kubernetes Endpoints.
             "--endpoint-reconciler-type=none",
             "--allow-privileged=true", "--profiling=false",

@@ -48,7 +48,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             await kopf.operator(
                 registry=REGISTRY,
                 memo=kopf.Memo(config=config),
-                standalone=True,
+                # Peering (--peering): replicas share a peering object; only the highest priority acts.
+                standalone=config.peering is None,
+                peering_name=config.peering,
+                priority=config.peering_priority,
                 clusterwide=config.clusterwide,
                 namespaces=list(config.namespaces),
                 liveness_endpoint=config.liveness,

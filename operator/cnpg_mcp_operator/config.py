@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cnpg_mcp_operator.backend import CHOICES
+
+DEFAULT_PEERING_LIFETIME = 30  # seconds; a killed active replica blocks the standby at most this long
 
 
 @dataclass(frozen=True)
@@ -17,10 +21,24 @@ class OperatorConfig:
     allowed_privileged_namespaces: frozenset[str]
     role_backend: str  # auto | databaserole | managed-roles
     liveness: str | None
+    peering: str | None = None  # Kopf peering object name; None = standalone (one process only)
+    peering_priority: int = 0
+    peering_lifetime: int = DEFAULT_PEERING_LIFETIME
 
     @property
     def clusterwide(self) -> bool:
         return not self.namespaces
+
+
+def start_time_priority() -> int:
+    """A Kopf peering priority that is unique per process and lower for later starts.
+
+    Kopf pauses every operator that sees a live peer of higher priority, and *all* of them when
+    priorities tie; so replicas need distinct priorities. Earlier start = higher priority means the
+    active replica is never pre-empted by a newcomer (a rollout's new pod waits until the old one
+    leaves). Milliseconds times 1000 plus a random tie-breaker stays below 2**53 (exact in JSON).
+    """
+    return -(time.time_ns() // 1_000_000 * 1000 + secrets.randbelow(1000))
 
 
 def parse_args(argv: Sequence[str] | None = None) -> OperatorConfig:
@@ -45,11 +63,31 @@ def parse_args(argv: Sequence[str] | None = None) -> OperatorConfig:
                              "(default: $CNPG_MCP_ROLE_BACKEND or auto)")
     parser.add_argument("--liveness", metavar="URL", default=None,
                         help="serve the liveness probe at this URL, e.g. http://0.0.0.0:8080/healthz")
+    peering = parser.add_argument_group(
+        "peering", "several replicas, one active: Kopf peering through a ClusterKopfPeering (with "
+                   "--all-namespaces) or a KopfPeering per namespace; without --peering the operator "
+                   "runs standalone and must be the only one")
+    peering.add_argument("--peering", metavar="NAME", default=os.environ.get("CNPG_MCP_PEERING") or None,
+                         help="join the peering object NAME (created if missing); only the live replica "
+                              "with the highest priority reconciles (default: $CNPG_MCP_PEERING, else standalone)")
+    peering.add_argument("--standalone", action="store_true",
+                         help="no peering even if $CNPG_MCP_PEERING is set (single-process dev mode)")
+    peering.add_argument("--peering-priority", type=int, default=None, metavar="N",
+                         help="this replica's priority (default: from the start time, so the oldest live "
+                              "replica is active; any N >= 0 pre-empts those, e.g. for debugging)")
+    peering.add_argument("--peering-lifetime", type=int, default=DEFAULT_PEERING_LIFETIME, metavar="SECONDS",
+                         help="keep-alive lifetime: a replica that died without leaving blocks the others "
+                              f"this long (default: {DEFAULT_PEERING_LIFETIME})")
     args = parser.parse_args(argv)
+    if args.peering_lifetime < 2:
+        parser.error("--peering-lifetime must be at least 2 seconds")
     return OperatorConfig(
         kubeconfig=args.kubeconfig,
         namespaces=tuple(dict.fromkeys(args.namespace)),
         allowed_privileged_namespaces=frozenset(args.allow_privileged_namespace),
         role_backend=args.role_backend,
         liveness=args.liveness,
+        peering=None if args.standalone else args.peering,
+        peering_priority=start_time_priority() if args.peering_priority is None else args.peering_priority,
+        peering_lifetime=args.peering_lifetime,
     )

@@ -9,21 +9,25 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from urllib.parse import quote
 
 import kopf
 
 from cnpg_mcp_api import constants
 from cnpg_mcp_operator.config import OperatorConfig
+from cnpg_mcp_operator.k8s import Api, ApiError
 from cnpg_mcp_operator.registry import REGISTRY
 from cnpg_mcp_operator.runtime import Runtime, runtime_of
 
 log = logging.getLogger(__name__)
 
 COMPONENT = "cnpg-mcp-operator"
+PEERING_API_VERSION = "kopf.dev/v1"  # the group/version Kopf looks for first (deploy/operator/peering-crds.yaml)
 
 
-def apply_settings(settings: kopf.OperatorSettings) -> None:
-    settings.peering.standalone = True  # one replica (Recreate); Kopf has no leader election
+def apply_settings(settings: kopf.OperatorSettings, config: OperatorConfig) -> None:
+    # Standalone, peering name and priority come from kopf.operator() (see __main__.py).
+    settings.peering.lifetime = config.peering_lifetime
     settings.persistence.finalizer = constants.FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=constants.KOPF_ANNOTATIONS_PREFIX)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
@@ -44,14 +48,41 @@ def apply_settings(settings: kopf.OperatorSettings) -> None:
 
 @kopf.on.startup(registry=REGISTRY)
 async def start_operator(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
-    apply_settings(settings)
     config = memo.get("config")
     if not isinstance(config, OperatorConfig):
         raise kopf.PermanentError("the operator was started without its configuration")
+    apply_settings(settings, config)
     memo["runtime"] = await Runtime.start(config)
-    log.info("cnpg-mcp-operator started: namespaces=%s, role backend=%s, privileged namespaces=%s",
+    if config.peering is not None:
+        await ensure_peering_objects(memo["runtime"].api, config)
+    log.info("cnpg-mcp-operator started: namespaces=%s, role backend=%s, privileged namespaces=%s, peering=%s",
              ",".join(config.namespaces) or "*", memo["runtime"].role_backend.value,
-             ",".join(sorted(config.allowed_privileged_namespaces)) or "-")
+             ",".join(sorted(config.allowed_privileged_namespaces)) or "-",
+             f"{config.peering} (priority {config.peering_priority})" if config.peering else "standalone")
+
+
+async def ensure_peering_objects(api: Api, config: OperatorConfig) -> None:
+    """Create the peering object(s) Kopf will join if missing: a fresh install needs no second apply.
+
+    With --peering, Kopf keeps the operator paused until it sees its peering object, so a missing
+    object (no right to create it) is logged loudly rather than failing the start.
+    """
+    name = str(config.peering)
+    kind = "ClusterKopfPeering" if config.clusterwide else "KopfPeering"
+    targets: list[tuple[str, dict[str, str]]]
+    if config.clusterwide:
+        targets = [(f"/apis/{PEERING_API_VERSION}/clusterkopfpeerings", {})]
+    else:
+        targets = [(f"/apis/{PEERING_API_VERSION}/namespaces/{quote(ns, safe='')}/kopfpeerings",
+                    {"namespace": ns}) for ns in config.namespaces]
+    for path, meta in targets:
+        body = {"apiVersion": PEERING_API_VERSION, "kind": kind, "metadata": {"name": name, **meta}}
+        try:
+            await api.request("POST", path, body=body)  # not a reconciliation write: uncounted on purpose
+        except ApiError as exc:
+            if not exc.conflict:
+                log.error("cannot create the peering object %s (%s): the operator stays paused until it exists",
+                          name, exc)
 
 
 @kopf.on.login(registry=REGISTRY)

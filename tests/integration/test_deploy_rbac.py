@@ -33,6 +33,7 @@ from tests.integration.gateway_helpers import (
 
 REPO = Path(__file__).resolve().parents[2]
 NAMESPACE = "cnpg-mcp"
+PEERING = "cnpg-mcp-operator"  # the peering object deploy/ makes the operator replicas share
 
 
 def kubectl(control_plane: ControlPlane, *args: str) -> str:
@@ -77,7 +78,10 @@ def test_deploy_applies_with_least_privilege_and_hardened_pods(deployed: str, k8
     assert "deployment.apps/cnpg-mcp-operator serverside-applied" in deployed
     apps = client.AppsV1Api(k8s)
     operator = apps.read_namespaced_deployment("cnpg-mcp-operator", NAMESPACE)
-    assert operator.spec.replicas == 1 and operator.spec.strategy.type == "Recreate"
+    # Two replicas: Kopf peering keeps one active and the other on standby (test_operator_peering.py).
+    assert operator.spec.replicas == 2
+    assert f"--peering={PEERING}" in operator.spec.template.spec.containers[0].args
+    assert operator.spec.strategy.rolling_update.max_unavailable == 0  # the standby is there before one leaves
     for name in ("cnpg-mcp-operator", "cnpg-mcp-gateway"):
         pod = apps.read_namespaced_deployment(name, NAMESPACE).spec.template.spec
         assert pod.security_context.run_as_non_root is True
@@ -102,6 +106,13 @@ def test_gateway_identity_is_denied_what_it_must_not_do(
          "spec": {"instances": 1, "storage": {"size": "1Gi"}}}))
     denied(lambda: custom.delete_namespaced_custom_object(
         constants.CNPG_GROUP, constants.CNPG_VERSION, namespace, constants.CNPG_DATABASE_ROLES, "any"))
+    # No tool reads pods, their logs, backups or poolers: the gateway may not either.
+    core = client.CoreV1Api(gateway)
+    denied(lambda: core.read_namespaced_pod_log("any-1", namespace))
+    denied(lambda: core.list_namespaced_pod(namespace))
+    for plural in ("backups", "scheduledbackups", "poolers"):
+        denied(lambda plural=plural: custom.list_namespaced_custom_object(
+            constants.CNPG_GROUP, constants.CNPG_VERSION, namespace, plural))
     # ... while reading CNPG objects and writing intents is allowed.
     custom.list_namespaced_custom_object(constants.CNPG_GROUP, constants.CNPG_VERSION, namespace,
                                          constants.CNPG_CLUSTERS)
@@ -110,6 +121,38 @@ def test_gateway_identity_is_denied_what_it_must_not_do(
                                            {"apiVersion": constants.API_VERSION, "kind": "PgRoleRequest",
                                             "metadata": {"name": "c-r"}, "spec": {"cluster": "c", "roleName": "r"}},
                                            dry_run="All")
+
+
+def owned_secret(namespace: str, owner_kind: str) -> dict[str, Any]:
+    """A Secret owned by an intent with blockOwnerDeletion, as the operator writes them."""
+    return {"metadata": {"name": f"owned-by-{owner_kind.lower()}", "ownerReferences": [{
+        "apiVersion": constants.API_VERSION, "kind": owner_kind, "name": "owner",
+        "uid": "00000000-0000-0000-0000-000000000001", "controller": True, "blockOwnerDeletion": True}]},
+        "stringData": {"k": "v"}}
+
+
+def test_operator_may_block_owner_deletion_where_the_plugin_enforces_it(
+    deployed: str, control_plane: ControlPlane, k8s: Any, namespace: str, tmp_path: Path
+) -> None:
+    """OwnerReferencesPermissionEnforcement is on: blockOwnerDeletion needs update on <owner>/finalizers."""
+    core = client.CoreV1Api(k8s)
+    rbac = client.RbacAuthorizationV1Api(k8s)
+    core.create_namespaced_service_account(namespace, {"metadata": {"name": "secret-writer"}})
+    rbac.create_namespaced_role(namespace, {"metadata": {"name": "secret-writer"}, "rules": [
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]}]})
+    rbac.create_namespaced_role_binding(namespace, {
+        "metadata": {"name": "secret-writer"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "secret-writer"},
+        "subjects": [{"kind": "ServiceAccount", "name": "secret-writer", "namespace": namespace}]})
+    writer = client.CoreV1Api(api_as(token_kubeconfig(control_plane, k8s, namespace, "secret-writer",
+                                                      tmp_path / "writer")))
+    operator = client.CoreV1Api(api_as(token_kubeconfig(control_plane, k8s, NAMESPACE, "cnpg-mcp-operator",
+                                                        tmp_path / "op")))
+    for owner_kind in ("PgRoleRequest", "PgDatabaseRequest"):  # the kinds whose products the operator owns by ref
+        with pytest.raises(ApiException) as excinfo:
+            writer.create_namespaced_secret(namespace, owned_secret(namespace, owner_kind), dry_run="All")
+        assert excinfo.value.status == 403 and "blockOwnerDeletion" in str(excinfo.value.body), excinfo.value
+        operator.create_namespaced_secret(namespace, owned_secret(namespace, owner_kind), dry_run="All")
 
 
 @pytest.fixture
@@ -151,16 +194,20 @@ async def test_operator_and_gateway_run_as_their_service_accounts(
 ) -> None:
     operator_config = token_kubeconfig(control_plane, k8s, NAMESPACE, "cnpg-mcp-operator", tmp_path / "op")
     gateway_config = token_kubeconfig(control_plane, k8s, NAMESPACE, "cnpg-mcp-gateway", tmp_path / "gw")
-    operator.stop()  # one operator at a time: ours runs as the ServiceAccount
-    least = OperatorProcess(operator_config, tmp_path / "operator-sa.log", ["--all-namespaces"])
+    operator.stop()  # one operator at a time: ours runs as the ServiceAccount, with deploy/'s peering
+    least = OperatorProcess(operator_config, tmp_path / "operator-sa.log", ["--all-namespaces", f"--peering={PEERING}"])
     try:
         least.start()
         role, database = unique("sa_user"), unique("sa_data")
-        gateway = gateway_server(control_plane, kubeconfig=str(gateway_config))
+        gateway = gateway_server(control_plane, kubeconfig=str(gateway_config), watch_cache=True)
         async with Client(gateway) as mcp:
             ok(await mcp.call_tool("create_postgres_cluster", {
                 "name": "sa-db", "instances": 1, "namespace": namespace}))
             intents.wait_ready("PgClusterRequest", namespace, "sa-db")
+            # Every read the tools make (events too, in the detailed status) is within the gateway's rights.
+            ok(await mcp.call_tool("list_postgres_clusters", {"namespace": namespace, "format": "json"}))
+            ok(await mcp.call_tool("get_cluster_status", {"name": "sa-db", "namespace": namespace,
+                                                          "detail_level": "detailed", "format": "json"}))
             created = ok(await mcp.call_tool("create_postgres_role", {
                 "cluster_name": "sa-db", "role_name": role, "namespace": namespace}))
             intents.wait_ready("PgRoleRequest", namespace, created["request"].split("/")[1])
@@ -169,7 +216,10 @@ async def test_operator_and_gateway_run_as_their_service_accounts(
                 "cluster_name": "sa-db", "database_name": database, "owner": role, "namespace": namespace}))
             intents.wait_ready("PgDatabaseRequest", namespace, db["request"].split("/")[1])
             assert database_owner(postgres, database) == role
-        assert "Forbidden" not in least.log_since_start()  # the operator never hit a missing right
+            ok(await mcp.call_tool("list_postgres_roles", {"cluster_name": "sa-db", "namespace": namespace}))
+            ok(await mcp.call_tool("list_postgres_databases", {"cluster_name": "sa-db", "namespace": namespace}))
+        log = least.log_since_start()
+        assert "Forbidden" not in log and "forbidden" not in log  # the operator never hit a missing right
     finally:
         least.stop()
         operator.start()
@@ -207,3 +257,59 @@ async def test_impersonating_gateway_acts_as_the_user(
     created = intents.get("PgClusterRequest", namespace, "alice-db")
     assert created is not None
     assert created["metadata"]["annotations"][constants.REQUESTED_BY_ANNOTATION] == "alice"
+
+
+def rendered(control_plane: ControlPlane, overlay: str) -> list[dict[str, Any]]:
+    text = kubectl(control_plane, "kustomize", str(REPO / "deploy" / "overlays" / overlay))
+    return [o for o in yaml.safe_load_all(text) if o]
+
+
+@pytest.fixture
+def namespaced_account(control_plane: ControlPlane, k8s: Any, namespace: str, tmp_path: Path) -> Iterator[Path]:
+    """The namespaced-gateway overlay's RoleBinding, moved into the test namespace for a fresh ServiceAccount."""
+    objects = rendered(control_plane, "namespaced-gateway")
+    kinds = [o["kind"] for o in objects]
+    assert "ClusterRoleBinding" not in kinds  # nothing cluster-wide: no list across namespaces
+    bindings = [o for o in objects if o["kind"] == "RoleBinding"]
+    deployment = next(o for o in objects if o["kind"] == "Deployment")
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    # The tools are limited to exactly the namespaces the gateway is bound in.
+    assert sorted(a.split("=", 1)[1] for a in args if a.startswith("--namespace-allow=")) == \
+        sorted(b["metadata"]["namespace"] for b in bindings)
+    binding = bindings[0]
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                                  "name": "cnpg-mcp-gateway"}
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "cnpg-mcp-gateway", "namespace": NAMESPACE}]
+    core = client.CoreV1Api(k8s)
+    core.create_namespaced_service_account(NAMESPACE, {"metadata": {"name": "test-namespaced"}})
+    binding["metadata"]["namespace"] = namespace
+    binding["subjects"][0]["name"] = "test-namespaced"
+    client.RbacAuthorizationV1Api(k8s).create_namespaced_role_binding(namespace, binding)
+    yield token_kubeconfig(control_plane, k8s, NAMESPACE, "test-namespaced", tmp_path / "ns")
+    core.delete_namespaced_service_account("test-namespaced", NAMESPACE)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_namespaced_gateway_works_in_its_namespace_only(
+    deployed: str, control_plane: ControlPlane, k8s: Any, namespace: str, namespaced_account: Path,
+    anyio_backend: str,
+) -> None:
+    other = f"{namespace}-other"
+    client.CoreV1Api(k8s).create_namespace({"metadata": {"name": other, "labels": {"cnpg-mcp.io/test": "true"}}})
+    try:
+        gateway = gateway_server(control_plane, kubeconfig=str(namespaced_account), watch_cache=True)
+        async with Client(gateway) as mcp:
+            ok(await mcp.call_tool("list_postgres_clusters", {"namespace": namespace}))
+            ok(await mcp.call_tool("create_postgres_cluster", {"name": "ns-db", "instances": 1,
+                                                               "namespace": namespace, "dry_run": True}))
+            error(await mcp.call_tool("list_postgres_clusters", {"namespace": other}), "FORBIDDEN")
+            error(await mcp.call_tool("create_postgres_cluster", {"name": "ns-db", "instances": 1,
+                                                                  "namespace": other, "dry_run": True}), "FORBIDDEN")
+        custom = client.CustomObjectsApi(api_as(namespaced_account))
+        denied(lambda: custom.list_cluster_custom_object(constants.CNPG_GROUP, constants.CNPG_VERSION,
+                                                         constants.CNPG_CLUSTERS))
+        denied(lambda: custom.list_namespaced_custom_object(constants.GROUP, constants.VERSION, other,
+                                                            constants.CLUSTER_REQUEST_PLURAL))
+    finally:
+        client.CoreV1Api(k8s).delete_namespace(other)
