@@ -94,6 +94,15 @@ class ResourcesSpec(CamelModel):
     limits: dict[str, str] | None = Field(default=None, description="e.g. {memory: 2Gi}")
 
 
+RECREATE_ANNOTATION = f"{constants.GROUP}/recreate"
+
+
+def _without_schema_default(schema: dict[str, Any]) -> None:
+    """Keep a default out of the CRD so the API server does not fill it in: the operator must see
+    whether a field was set explicitly (an adopted Cluster changes only in fields the request sets)."""
+    schema.pop("default", None)
+
+
 class PgClusterRequestSpec(CamelModel):
     """A desired CloudNativePG Cluster; the Cluster gets the request's name."""
 
@@ -102,7 +111,9 @@ class PgClusterRequestSpec(CamelModel):
          "message": "set either postgresVersion or imageName, not both"},
     ]})
 
-    instances: int = Field(default=3, ge=1, le=10, description="Number of PostgreSQL instances (1-10).")
+    instances: int = Field(default=3, ge=1, le=10, json_schema_extra=_without_schema_default,
+                           description="Number of PostgreSQL instances (1-10); default 3 for a new Cluster, "
+                                       "an adopted Cluster keeps its own unless set.")
     storage: StorageSpec = Field(default_factory=StorageSpec)
     postgres_version: str | None = Field(
         default=None, pattern=r"^[0-9]{2}(\.[0-9]+)?$",
@@ -113,7 +124,8 @@ class PgClusterRequestSpec(CamelModel):
                                    description="Full image reference instead of postgresVersion.")
     parameters: dict[str, str] = Field(
         default_factory=lambda: dict(DEFAULT_PARAMETERS),
-        description="postgresql.conf parameters the request owns.",
+        description="postgresql.conf parameters the request owns (default max_connections=100, "
+                    "shared_buffers=256MB for a new Cluster; none for an adopted one unless set).",
     )
     resources: ResourcesSpec | None = Field(default=None, description="CPU/memory for each instance.")
     bootstrap: BootstrapSpec | None = Field(default=None, description="Bootstrap database and owner (default app/app).")
@@ -124,7 +136,8 @@ class PgClusterRequestSpec(CamelModel):
     )
     adopt_existing: bool = Field(
         default=False,
-        description="Take over an existing Cluster of the same name that no request manages (never recreates it).",
+        description="Take over an existing Cluster of the same name that no request manages (never recreates it); "
+                    "only the fields set explicitly in this spec are changed on it.",
     )
 
 
@@ -134,6 +147,13 @@ class PgClusterRequestStatus(IntentStatus):
     instances: int | None = None
     ready_instances: int | None = None
     current_primary: str | None = None
+    cluster_uid: str | None = Field(default=None, alias="clusterUID",
+                                    description="UID of the Cluster this request produced or adopted; once set, "
+                                                "a missing Cluster is reported (ClusterDeleted), not recreated.")
+    recreate_acknowledged: str | None = Field(
+        default=None,
+        description=f"The last value of the {RECREATE_ANNOTATION} annotation the operator has seen; setting the "
+                    "annotation to a new value while the Cluster is deleted creates it again (empty).")
 
 
 # --------------------------------------------------------------------------- PgRoleRequest

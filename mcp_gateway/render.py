@@ -32,6 +32,13 @@ def intent_state(intent: Mapping[str, Any] | None) -> dict[str, Any] | None:
             "reason": ready.get("reason", "Pending"), "message": (intent.get("status") or {}).get("message")}
 
 
+def _missing_phase(request: Mapping[str, Any] | None) -> str:
+    """What a request without its Cluster means: not created yet, or created and then deleted."""
+    if ready_condition(request).get("reason") == "ClusterDeleted":
+        return "Deleted (not recreated automatically; see the request's message)"
+    return "Requested, not created yet"
+
+
 def cluster_summary(cluster: Mapping[str, Any] | None, request: Mapping[str, Any] | None, *,
                     detailed: bool, full: bool = False) -> dict[str, Any]:
     """One cluster in the original JSON shape; `full` adds what get_cluster_status reports."""
@@ -46,7 +53,7 @@ def cluster_summary(cluster: Mapping[str, Any] | None, request: Mapping[str, Any
         "namespace": meta.get("namespace"),
         "instances": spec.get("instances", request_spec.get("instances")),
         "ready_instances": status.get("readyInstances", 0),
-        "phase": status.get("phase") or ("Requested, not created yet" if cluster is None else "Unknown"),
+        "phase": status.get("phase") or (_missing_phase(request) if cluster is None else "Unknown"),
         "current_primary": status.get("currentPrimary"),
     }
     if detailed or full:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any, Literal
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, Literal, TypeVar
 
 import anyio
 from mcp.server import MCPServer
@@ -18,6 +19,10 @@ from mcp_gateway.gateway import Gateway, both
 from mcp_gateway.tools import result
 
 PLURAL = constants.CLUSTER_REQUEST_PLURAL
+# How long a tool waits for the operator's answer before it reports the request's real state instead.
+OPERATOR_ANSWER_SECONDS = 20.0
+DELETION_WAIT_SECONDS = 60.0
+T = TypeVar("T")
 ClusterName = Annotated[str, Field(description="Cluster name (lowercase letters, digits, '-').",
                                    pattern=CLUSTER_NAME_PATTERN, max_length=50)]
 Namespace = Annotated[str | None, Field(
@@ -48,6 +53,57 @@ async def _ready_wait(gw: Gateway, ctx: Context, namespace: str, name: str, time
         if time.monotonic() >= deadline:
             return {"ready": False, "status": status}
         await anyio.sleep(1.0)
+
+
+async def _poll(read: Callable[[], Awaitable[T]], done: Callable[[T], bool], timeout: float) -> tuple[bool, T]:
+    """Read until `done` (True) or the timeout (False), returning the last value read."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await read()
+        if done(value) or time.monotonic() >= deadline:
+            return done(value), value
+        await anyio.sleep(0.5)
+
+
+def _produced_uid(request: dict[str, Any] | None) -> str | None:
+    """The UID of the Cluster the operator produced or adopted for this request (None: not yet)."""
+    uid = ((request or {}).get("status") or {}).get("clusterUID")
+    return str(uid) if uid else None
+
+
+def _manages(request: dict[str, Any], cluster: dict[str, Any]) -> bool:
+    """Does this request manage this Cluster (so deleting the request with Delete deletes it)?"""
+    labels = cluster["metadata"].get("labels") or {}
+    return bool(labels.get(constants.REQUEST_LABEL) == request["metadata"]["name"]
+                and _produced_uid(request) in (None, cluster["metadata"]["uid"]))
+
+
+async def _adopt_for_deletion(gw: Gateway, cluster: dict[str, Any]) -> dict[str, Any]:
+    """Have the operator take over an unmanaged Cluster (it is the only one that deletes Clusters).
+
+    The adoption request owns nothing but the current instance count (no change), with Retain, so
+    giving up is harmless: the request is removed again and the Cluster stays as it was.
+    """
+    meta = cluster["metadata"]
+    ns, name = meta["namespace"], meta["name"]
+    body = intents.adoption_intent(cluster, instances=int((cluster.get("spec") or {}).get("instances") or 1),
+                                   requested_by=gw.requested_by())
+    await gw.kube.write_intent(PLURAL, ns, body)
+    adopted, request = await _poll(lambda: gw.kube.intent_get_or_none(PLURAL, ns, name),
+                                   lambda r: _produced_uid(r) is not None or _refused(r), OPERATOR_ANSWER_SECONDS)
+    if adopted and _produced_uid(request) == meta["uid"]:
+        assert request is not None
+        return request
+    await gw.kube.delete_intent(PLURAL, ns, name)
+    why = ((request or {}).get("status") or {}).get("message") or f"no answer from the operator in " \
+        f"{OPERATOR_ANSWER_SECONDS:.0f}s"
+    raise errors.tool_error(errors.CONFLICT, (
+        f"Cluster {ns}/{name} was NOT deleted: it is not managed by cnpg-mcp and the operator could not take it "
+        f"over to delete it ({why}). Nothing was changed; delete it with kubectl if you own it."))
+
+
+def _refused(request: dict[str, Any] | None) -> bool:
+    return render.ready_condition(request).get("reason") in ("Conflict", "Invalid")
 
 
 def register(mcp: MCPServer, gw: Gateway, *, writes: bool, deletes: bool) -> None:
@@ -126,9 +182,9 @@ def register(mcp: MCPServer, gw: Gateway, *, writes: bool, deletes: bool) -> Non
             return result(text, {"dry_run": True, "created": False, "manifest": applied})
         data: dict[str, Any] = {"dry_run": False, "created": True, "name": name, "namespace": ns,
                                 "request": f"{PLURAL}/{name}", "app_secret": f"{name}-app"}
-        text = (f"PgClusterRequest {ns}/{name} created: {instances} instance(s), {storage_size} each, "
-                f"PostgreSQL {postgres_version}. The operator creates the CNPG Cluster; application "
-                f"credentials will be in Secret {name}-app.")
+        configuration = (f"\n\nConfiguration:\n- Instances: {instances}\n- PostgreSQL Version: {postgres_version}"
+                         f"\n- Storage Size: {storage_size}"
+                         + (f"\n- Storage Class: {storage_class}" if storage_class else ""))
         if wait:
             limit = float(timeout or min(600, max(30, instances * 60)))
             waited_from = time.monotonic()
@@ -136,11 +192,31 @@ def register(mcp: MCPServer, gw: Gateway, *, writes: bool, deletes: bool) -> Non
             data.update(ready=outcome["ready"], waited_seconds=round(time.monotonic() - waited_from, 1))
             status = outcome["status"]
             if outcome["ready"]:
-                text += (f"\nReady after {data['waited_seconds']}s; primary {status.get('currentPrimary')}. "
-                         f"Password: {render.secret_hint(name + '-app', ns)}")
-            else:
-                text += (f"\nNot ready after {limit:.0f}s (still being set up: {status.get('message') or 'no status'})"
-                         "; the cluster was NOT removed. Check get_cluster_status later.")
+                text = (f"Successfully created PostgreSQL cluster '{name}' in namespace '{ns}' (PgClusterRequest "
+                        f"{ns}/{name}).{configuration}\n- Current Primary: {status.get('currentPrimary')}\n\n"
+                        f"Status: {status.get('phase')}\nCluster is operational and ready for connections! "
+                        f"Time elapsed: {data['waited_seconds']} seconds.\n"
+                        f"Password: {render.secret_hint(name + '-app', ns)}")
+                return result(text, data)
+        else:
+            _, request = await _poll(lambda: gw.kube.intent_get_or_none(PLURAL, ns, name),
+                                     lambda r: _produced_uid(r) is not None or _refused(r), OPERATOR_ANSWER_SECONDS)
+            status = (request or {}).get("status") or {}
+        data["cluster_created"] = _produced_uid({"status": status}) is not None
+        if not data["cluster_created"]:
+            text = (f"PgClusterRequest {ns}/{name} created, but the operator has NOT created PostgreSQL cluster "
+                    f"'{name}' yet ({status.get('message') or 'no status yet'}).{configuration}\n\n"
+                    f"Check with get_cluster_status(namespace=\"{ns}\", name=\"{name}\").")
+        elif wait:
+            text = (f"Cluster '{name}' created but TIMED OUT waiting for it to become operational "
+                    f"({status.get('message') or 'no status'}); the cluster was NOT removed.{configuration}\n\n"
+                    f"Timeout: {limit:.0f} seconds elapsed. Check status with "
+                    f"get_cluster_status(namespace=\"{ns}\", name=\"{name}\").")
+        else:
+            text = (f"Successfully created PostgreSQL cluster '{name}' in namespace '{ns}' (PgClusterRequest "
+                    f"{ns}/{name}).{configuration}\n\nThe cluster is now being provisioned. You can monitor its "
+                    f"status using: get_cluster_status(namespace=\"{ns}\", name=\"{name}\")\n"
+                    f"Application credentials will be in Secret {name}-app.")
         return result(text, data)
 
     async def scale_postgres_cluster(
@@ -156,7 +232,8 @@ def register(mcp: MCPServer, gw: Gateway, *, writes: bool, deletes: bool) -> Non
             request = await gw.kube.intent_get_or_none(PLURAL, ns, name)
             if cluster is None and request is None:
                 raise errors.tool_error(errors.NOT_FOUND, f"no cluster {name!r} in namespace {ns!r}")
-            current = ((cluster or {}).get("spec") or {}).get("instances") or (request or {})["spec"]["instances"]
+            current = (((cluster or {}).get("spec") or {}).get("instances")
+                       or ((request or {}).get("spec") or {}).get("instances") or 3)
             if request is None:
                 assert cluster is not None
                 body = intents.adoption_intent(cluster, instances=instances, requested_by=gw.requested_by())
@@ -169,10 +246,17 @@ def register(mcp: MCPServer, gw: Gateway, *, writes: bool, deletes: bool) -> Non
         change = instances - int(current)
         delta = (f"{change} instance(s) will be added" if change > 0 else
                  f"{-change} instance(s) will be removed" if change < 0 else "no change in instance count")
+        direction = "up" if change > 0 else "down" if change < 0 else "(unchanged)"
         data = {"dry_run": dry_run, "name": name, "namespace": ns, "current_instances": current,
                 "instances": instances, "adopted": request is None, "spec": written["spec"]}
-        prefix = "Dry run (nothing changed): " if dry_run else ""
-        return result(f"{prefix}{ns}/{name}: {current} → {instances} ({delta}); {action}.", data)
+        scaling = f"Scaling cluster '{ns}/{name}' from {current} to {instances} instances ({direction}; {delta})"
+        if dry_run:
+            return result(f"Dry run: Scaling operation for cluster '{ns}/{name}' (nothing changed).\n"
+                          f"{scaling}; would be done by: {action}.", data)
+        return result(f"Successfully initiated scaling of cluster '{ns}/{name}' to {instances} instance(s).\n"
+                      f"{scaling}: {action}; the operator applies it and CNPG performs a rolling update.\n"
+                      f"Monitor the scaling progress with: get_cluster_status(namespace=\"{ns}\", name=\"{name}\")",
+                      data)
 
     mcp.add_tool(create_postgres_cluster, name="create_postgres_cluster", annotations=ToolAnnotations(
         read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False))
@@ -208,24 +292,40 @@ def register(mcp: MCPServer, gw: Gateway, *, writes: bool, deletes: bool) -> Non
                                     "adopted": request is None}
             what = (f"Cluster {ns}/{name} ({spec.get('instances', '?')} instance(s) × {size}; all data), "
                     f"{len(roles)} role request(s) and {len(databases)} database request(s) targeting it")
-            if dry_run or not confirm_deletion:
-                how = ("" if dry_run else "\nNOTHING was deleted. To delete, call delete_postgres_cluster again with "
-                       f"name='{name}', namespace='{ns}', confirm_deletion=true.")
-                return result(f"{'Dry run: ' if dry_run else ''}Deleting would remove {what}.{how}", data)
+            if dry_run:
+                return result(f"Dry run: Deletion preview for cluster '{ns}/{name}': deleting would remove {what}. "
+                              "Nothing was deleted.", data)
+            if not confirm_deletion:
+                return result(f"DELETION NOT CONFIRMED: deleting cluster '{ns}/{name}' would remove {what}. "
+                              "This is DESTRUCTIVE and IRREVERSIBLE.\nNOTHING was deleted. To delete, call "
+                              f"delete_postgres_cluster again with name='{name}', namespace='{ns}', "
+                              "confirm_deletion=true.", data)
+            if cluster is not None and request is not None and not _manages(request, cluster):
+                raise errors.tool_error(errors.CONFLICT, (
+                    f"Cluster {ns}/{name} was NOT deleted: PgClusterRequest {name} does not manage it "
+                    f"({render.intent_state(request) or {}}); set spec.adoptExisting on the request first"))
             if request is None:
                 assert cluster is not None
-                adopted = intents.adoption_intent(cluster, instances=int(spec.get("instances") or 1),
-                                                  requested_by=gw.requested_by())
-                await gw.kube.write_intent(PLURAL, ns, adopted)
+                request = await _adopt_for_deletion(gw, cluster)
             for role in roles:
                 await gw.kube.delete_intent(constants.ROLE_REQUEST_PLURAL, ns, role)
             for database in databases:
                 await gw.kube.delete_intent(constants.DATABASE_REQUEST_PLURAL, ns, database)
             await gw.kube.patch_intent(PLURAL, ns, name, {"spec": {"deletionPolicy": "Delete"}})
             await gw.kube.delete_intent(PLURAL, ns, name)
-        data["deleted"] = True
-        return result(f"Deletion of {what} requested; the operator deletes the Cluster and cleans up role and "
-                      "database requests and their Secrets.", data)
+            gone, left = await _poll(lambda: gw.kube.cnpg_get_or_none(constants.CNPG_CLUSTERS, ns, name),
+                                     lambda c: c is None, DELETION_WAIT_SECONDS if cluster is not None else 0)
+        data.update(deleted=gone, deletion_requested=True)
+        requests_removed = (f"Removed {len(roles)} role request(s) and {len(databases)} database request(s); the "
+                            "operator deletes their Secrets.")
+        if gone:
+            return result(f"Successfully deleted cluster '{ns}/{name}': {what} — all data is gone.\n"
+                          f"{requests_removed}", data)
+        phase = ((left or {}).get("status") or {}).get("phase") or "no phase"
+        return result(f"Successfully initiated deletion of cluster '{ns}/{name}'; it still exists after "
+                      f"{DELETION_WAIT_SECONDS:.0f}s ({phase}), deletion continues.\n{requests_removed}\n"
+                      f"Check deletion progress with get_cluster_status(namespace=\"{ns}\", name=\"{name}\"); "
+                      "the cluster no longer appears in list_postgres_clusters once deletion is complete.", data)
 
     mcp.add_tool(delete_postgres_cluster, name="delete_postgres_cluster", annotations=ToolAnnotations(
         read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=False))

@@ -45,8 +45,9 @@ def register(mcp: MCPServer, gw: Gateway, *, writes: bool, deletes: bool) -> Non
         entries = [render.database_entry(d, requests.pop(d["metadata"]["name"], None)) for d in databases]
         entries += [render.database_entry(None, r) for r in requests.values()]
         data = {"cluster": f"{ns}/{cluster_name}", "databases": entries, "count": len(entries)}
-        text = (f"No Database objects for cluster {ns}/{cluster_name} (the bootstrap database is not one)."
-                if not entries else f"{len(entries)} database(s) in cluster {ns}/{cluster_name}:\n"
+        text = (f"No managed databases found for cluster '{ns}/{cluster_name}' (the bootstrap database is not a "
+                "Database object)." if not entries else
+                f"PostgreSQL Databases for cluster '{ns}/{cluster_name}' ({len(entries)}):\n"
                 + "\n".join(map(render.database_text, entries)))
         return result(text, data, as_json=format == "json")
 
@@ -83,8 +84,10 @@ def register(mcp: MCPServer, gw: Gateway, *, writes: bool, deletes: bool) -> Non
         if dry_run:
             return result(f"Dry run (nothing created):\n```yaml\n{render.manifests_yaml([data['manifest']])}```",
                           data)
-        return result(f"Database {database_name!r} owned by {owner!r} requested in {ns}/{cluster_name} "
-                      f"(PgDatabaseRequest {name}, reclaim policy {reclaim_policy}).", data)
+        return result(f"Successfully created PgDatabaseRequest {name} for database '{database_name}' in cluster "
+                      f"'{ns}/{cluster_name}'; the operator creates the Database object and CNPG the database.\n\n"
+                      f"Database Details:\n- Name: {database_name}\n- Owner: {owner}\n"
+                      f"- Reclaim Policy: {reclaim_policy}", data)
 
     mcp.add_tool(create_postgres_database, name="create_postgres_database", annotations=ToolAnnotations(
         read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False))
@@ -105,10 +108,12 @@ def register(mcp: MCPServer, gw: Gateway, *, writes: bool, deletes: bool) -> Non
                                         "is not managed by cnpg-mcp (list_postgres_databases shows them)")
             await gw.kube.delete_intent(PLURAL, ns, name, dry_run=dry_run)
         policy = request["spec"].get("databaseReclaimPolicy", "retain")
-        effect = ("the database is DROPPED with its data" if policy == "delete" else
+        effect = ("the database will be DROPPED with its data" if policy == "delete" else
                   "the database and its data stay in PostgreSQL (reclaim policy retain)")
-        prefix = "Dry run (nothing deleted): deleting" if dry_run else "Deleting"
-        return result(f"{prefix} PgDatabaseRequest {name}: {effect}.",
+        heading = (f"Dry run: Deletion preview for database '{database_name}' in cluster '{ns}/{cluster_name}' "
+                   "(nothing deleted)" if dry_run else
+                   f"Successfully initiated deletion of PgDatabaseRequest {name} for database '{database_name}'")
+        return result(f"{heading}.\n\nReclaim Policy: {policy}\nResult: {effect}.",
                       {"dry_run": dry_run, "deleted": not dry_run, "database": database_name,
                        "reclaim_policy": policy})
 

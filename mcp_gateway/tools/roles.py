@@ -97,8 +97,9 @@ def register(mcp: MCPServer, gw: Gateway, *, writes: bool, deletes: bool) -> Non
                                            source="DatabaseRole " + database_role["metadata"]["name"],
                                            state=state, secret_name=None))
         data = {"cluster": f"{ns}/{cluster_name}", "roles": roles, "count": len(roles)}
-        text = (f"No roles managed in cluster {ns}/{cluster_name} (besides CNPG's own)." if not roles else
-                f"{len(roles)} role(s) in cluster {ns}/{cluster_name}:\n" + "\n".join(map(render.role_text, roles)))
+        text = (f"No managed roles defined in cluster '{ns}/{cluster_name}' (besides CNPG's own)." if not roles else
+                f"PostgreSQL Roles managed in cluster '{ns}/{cluster_name}' ({len(roles)}):\n"
+                + "\n".join(map(render.role_text, roles)))
         return result(text, data, as_json=format == "json")
 
     mcp.add_tool(list_postgres_roles, name="list_postgres_roles", annotations=ToolAnnotations(
@@ -139,8 +140,10 @@ def register(mcp: MCPServer, gw: Gateway, *, writes: bool, deletes: bool) -> Non
         if dry_run:
             return result(f"Dry run (nothing created):\n```yaml\n{render.manifests_yaml([data['manifest']])}```",
                           data)
-        text = (f"Role {role_name!r} requested in {ns}/{cluster_name} (PgRoleRequest {name}). Password Secret: "
-                f"{secret}. Read it with: {render.secret_hint(secret, ns)}")
+        text = (f"Successfully created PgRoleRequest {name} for PostgreSQL role '{role_name}' in cluster "
+                f"'{ns}/{cluster_name}'; the operator creates the role in PostgreSQL (list_postgres_roles shows when "
+                f"it is ready).\nPassword stored in Kubernetes secret: {secret}\nTo retrieve the password: "
+                f"{render.secret_hint(secret, ns)}")
         if privilege.asked(flags):
             text += ("\nPrivileged attributes are granted only if the operator's admin policy allows this "
                      "namespace; otherwise the request reports PolicyDenied (see list_postgres_roles).")
@@ -185,8 +188,10 @@ def register(mcp: MCPServer, gw: Gateway, *, writes: bool, deletes: bool) -> Non
         lines = [f"- {k}: {v['old']} → {v['new']}" for k, v in diff.items()]
         if reset_password:
             lines.append(f"- password: rotated (new password in Secret {role_secret_name(cluster_name, role_name)})")
-        prefix = "Dry run (nothing changed) for" if dry_run else "Updated"
-        return result(f"{prefix} role {role_name!r} in {ns}/{cluster_name}:\n" + "\n".join(lines), data)
+        heading = (f"Dry run: Update preview for role '{role_name}' in cluster '{ns}/{cluster_name}' (nothing changed)"
+                   if dry_run else f"Successfully updated PgRoleRequest {name} of PostgreSQL role '{role_name}' in "
+                   f"cluster '{ns}/{cluster_name}'; the operator applies the change in PostgreSQL")
+        return result(f"{heading}.\n\nUpdated Attributes:\n" + "\n".join(lines), data)
 
     mcp.add_tool(create_postgres_role, name="create_postgres_role", annotations=ToolAnnotations(
         read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False))
@@ -212,8 +217,10 @@ def register(mcp: MCPServer, gw: Gateway, *, writes: bool, deletes: bool) -> Non
         effect = ("the role is dropped from PostgreSQL and its Secret deleted" if policy == "delete" else
                   "the role stays in PostgreSQL (reclaimPolicy retain); its Secret is deleted")
         data = {"dry_run": dry_run, "deleted": not dry_run, "role": role_name, "reclaim_policy": policy}
-        prefix = "Dry run (nothing deleted): deleting" if dry_run else "Deleting"
-        return result(f"{prefix} PgRoleRequest {name}: {effect}. Progress: list_postgres_roles.", data)
+        heading = (f"Dry run: Deletion preview for role '{role_name}' in cluster '{ns}/{cluster_name}' (nothing "
+                   "deleted): deleting" if dry_run else f"Successfully initiated deletion of PostgreSQL role "
+                   f"'{role_name}' from cluster '{ns}/{cluster_name}': deleting")
+        return result(f"{heading} PgRoleRequest {name}: {effect}. Progress: list_postgres_roles.", data)
 
     mcp.add_tool(delete_postgres_role, name="delete_postgres_role", annotations=ToolAnnotations(
         read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=False))

@@ -38,19 +38,37 @@ def build_cluster(body: Mapping[str, Any]) -> Json:
     }
 
 
+def adopts(body: Mapping[str, Any]) -> bool:
+    """An adopting request owns only the fields its raw spec sets (defaults never touch the Cluster)."""
+    return bool((body.get("spec") or {}).get("adoptExisting"))
+
+
+def desired_instances(body: Mapping[str, Any], cluster: Mapping[str, Any] | None) -> int:
+    """The instance count the request wants: its own, or (adopting, not set) the Cluster's."""
+    raw = body.get("spec") or {}
+    if "instances" not in raw and adopts(body) and cluster is not None:
+        return int((cluster.get("spec") or {}).get("instances") or 1)
+    return int(raw.get("instances") or PgClusterRequestSpec.model_fields["instances"].default)
+
+
 def build_cluster_patch(body: Mapping[str, Any], cluster: Mapping[str, Any]) -> Json | None:
     """A merge patch of only the fields the request owns that differ; None when converged.
 
     Owned: instances, the parameters the request lists (others are left alone), resources when the
-    request sets them. Storage, image and bootstrap are creation-time choices and never patched.
+    request sets them. An adopting request owns instances and parameters only when its raw spec sets
+    them (the CRD has no schema default for instances, so "set" is visible). Storage, image and
+    bootstrap are creation-time choices and never patched.
     """
-    spec = PgClusterRequestSpec.model_validate(body.get("spec") or {})
+    raw = body.get("spec") or {}
+    spec = PgClusterRequestSpec.model_validate(raw)
+    explicit_only = adopts(body)
     live = cluster.get("spec") or {}
     patch: Json = {}
-    if live.get("instances") != spec.instances:
+    if (not explicit_only or "instances" in raw) and live.get("instances") != spec.instances:
         patch["instances"] = spec.instances
     live_parameters = (live.get("postgresql") or {}).get("parameters") or {}
-    changed = {k: v for k, v in spec.parameters.items() if live_parameters.get(k) != v}
+    owned_parameters = spec.parameters if not explicit_only or "parameters" in raw else {}
+    changed = {k: v for k, v in owned_parameters.items() if live_parameters.get(k) != v}
     if changed:
         patch["postgresql"] = {"parameters": changed}
     if spec.resources is not None and live.get("resources") != spec.resources.to_wire():

@@ -2,7 +2,10 @@
 
 The Cluster gets no ownerReference (garbage collection must never delete data); our label
 `cnpg-mcp.io/request` marks it as managed. Only the fields we own are ever patched (instances,
-the parameters we set, resources), with a merge patch that leaves every other field alone.
+the parameters we set, resources), with a merge patch that leaves every other field alone; an
+adopted Cluster only in the fields the request sets explicitly. status.clusterUID records the Cluster
+produced or adopted: if it disappears, the request reports ClusterDeleted and creates it again only
+when the recreate annotation gets a new value (an empty Cluster must never appear silently).
 Deletion follows spec.deletionPolicy: Retain (default) lets go of the Cluster, Delete deletes it.
 """
 
@@ -15,8 +18,8 @@ from typing import Any
 import kopf
 
 from cnpg_mcp_api import constants
-from cnpg_mcp_api.models import PgClusterRequestSpec
-from cnpg_mcp_operator.builders.cluster import build_cluster, build_cluster_patch
+from cnpg_mcp_api.models import RECREATE_ANNOTATION, PgClusterRequestSpec
+from cnpg_mcp_operator.builders.cluster import build_cluster, build_cluster_patch, desired_instances
 from cnpg_mcp_operator.handlers.common import (
     CLUSTER_REQUESTS,
     plain,
@@ -51,6 +54,15 @@ async def reconcile_cluster_request(body: kopf.Body, memo: Any, **kwargs: Any) -
     await reconcile(runtime_of(memo), plain(body), CnpgViews.from_kwargs(kwargs))
 
 
+@kopf.on.event(GROUP, VERSION, PLURAL, registry=REGISTRY)
+async def recreate_annotation_changed(body: kopf.Body, memo: Any, type: str | None, **kwargs: Any) -> None:
+    """Kopf leaves annotations under its own prefix (cnpg-mcp.io/) out of its diffs, so a new value of
+    the recreate annotation never fires on.update: watch for it here (acknowledged, or acted upon)."""
+    if type == "DELETED" or _recreate_asked(body) is None:
+        return
+    await reconcile(runtime_of(memo), plain(body), CnpgViews.from_kwargs(kwargs))
+
+
 @kopf.on.delete(GROUP, VERSION, PLURAL, registry=REGISTRY)
 async def delete_cluster_request(body: kopf.Body, memo: Any, **kwargs: Any) -> None:
     await finalize(runtime_of(memo), plain(body), CnpgViews.from_kwargs(kwargs))
@@ -60,14 +72,23 @@ def _is_ours(cluster: Mapping[str, Any], name: str) -> bool:
     return bool(((cluster.get("metadata") or {}).get("labels") or {}).get(REQUEST_LABEL) == name)
 
 
-def _desired_instances(body: Mapping[str, Any]) -> int:
-    return int((body.get("spec") or {}).get("instances") or 3)
-
-
 def _extra(name: str, cluster: Mapping[str, Any] | None) -> Json:
     status = (cluster or {}).get("status") or {}
     return {"cluster": name, "phase": status.get("phase"), "readyInstances": status.get("readyInstances"),
             "instances": status.get("instances"), "currentPrimary": status.get("currentPrimary")}
+
+
+def _recreate_asked(body: Mapping[str, Any]) -> str | None:
+    """The recreate annotation's value when it is new (not yet acknowledged in status), else None."""
+    value = (((body.get("metadata") or {}).get("annotations") or {}).get(RECREATE_ANNOTATION))
+    acknowledged = (body.get("status") or {}).get("recreateAcknowledged")
+    return value if value and value != acknowledged else None
+
+
+def _deleted_verdict(name: str, uid: str) -> Verdict:
+    return Verdict(False, "ClusterDeleted",
+                   f"Cluster {name} (uid {uid}) was deleted and is NOT recreated automatically; to create it "
+                   f"again (empty, no data), set annotation {RECREATE_ANNOTATION} to a new value")
 
 
 async def reconcile(rt: Runtime, body: Json, views: CnpgViews) -> None:
@@ -80,11 +101,23 @@ async def reconcile(rt: Runtime, body: Json, views: CnpgViews) -> None:
         if invalid is not None:
             await rt.status.write(CLUSTER_REQUESTS, body, verdict_status(body, invalid))
             return
+        # Every value of the recreate annotation is acknowledged once seen, used or not: only a value
+        # set after the Cluster was deleted recreates it (a stale one never does).
+        recreate = _recreate_asked(body)
+        acknowledged: Json = {"recreateAcknowledged": recreate} if recreate else {}
+        produced_uid = (body.get("status") or {}).get("clusterUID")
         cluster = views.cluster(namespace, name)
+        if cluster is None and produced_uid:  # the cache may lag: only the API server says "deleted"
+            cluster = await rt.api.get(CLUSTERS, namespace, name)
+        if cluster is None and produced_uid and not recreate:
+            await rt.status.write(CLUSTER_REQUESTS, body, verdict_status(
+                body, _deleted_verdict(name, produced_uid), **_extra(name, None)))
+            return
         if cluster is None:
             cluster = await rt.api.create(CLUSTERS, namespace, build_cluster(body))
             if cluster is not None:
-                log.info("PgClusterRequest %s/%s: Cluster created", namespace, name)
+                log.info("PgClusterRequest %s/%s: Cluster %s", namespace, name,
+                         "recreated on request" if produced_uid else "created")
             else:  # created meanwhile (or our cache lags): look at the real one
                 cluster = await rt.api.get(CLUSTERS, namespace, name)
         conflict = None
@@ -103,31 +136,36 @@ async def reconcile(rt: Runtime, body: Json, views: CnpgViews) -> None:
             if patch:
                 cluster = await rt.api.patch(CLUSTERS, namespace, name, patch)
                 log.info("PgClusterRequest %s/%s: owned Cluster fields updated", namespace, name)
+        extra = {**_extra(name, cluster), **acknowledged}
+        if cluster is not None and conflict is None:
+            extra["clusterUID"] = cluster["metadata"]["uid"]
         verdict = Verdict(False, "Conflict", conflict) if conflict else cluster_verdict(
-            _desired_instances(body), cluster)
-        await rt.status.write(CLUSTER_REQUESTS, body, verdict_status(body, verdict, **_extra(name, cluster)))
+            desired_instances(body, cluster), cluster)
+        await rt.status.write(CLUSTER_REQUESTS, body, verdict_status(body, verdict, **extra))
 
 
 async def refresh_status(rt: Runtime, body: Json, views: CnpgViews) -> None:
     """Mirror CNPG's view of the Cluster (called by the Cluster observer)."""
     async with rt.locks(intent_key(body)):
         body = rt.status.freshest(body)
-        if body["metadata"].get("deletionTimestamp") or ready_reason(body) in (None, "Conflict", "Invalid"):
+        if body["metadata"].get("deletionTimestamp") or ready_reason(body) in (
+                None, "Conflict", "Invalid", "ClusterDeleted"):
             return
         namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
         cluster = views.cluster(namespace, name)
         if cluster is not None and not _is_ours(cluster, name):
             return
-        verdict = cluster_verdict(_desired_instances(body), cluster)
+        verdict = cluster_verdict(desired_instances(body, cluster), cluster)
         await rt.status.write(CLUSTER_REQUESTS, body,
                               verdict_status(body, verdict, keep_generation=True, **_extra(name, cluster)))
 
 
 def needs_reconcile(body: Mapping[str, Any], cluster: Mapping[str, Any] | None) -> bool:
-    """After a Cluster event: was our Cluster deleted or changed under us (then produce again)?"""
-    if body["metadata"].get("deletionTimestamp") or ready_reason(body) in (None, "Conflict"):
+    """After a Cluster event: was our Cluster deleted (report it) or changed under us (correct it)?"""
+    reason = ready_reason(body)
+    if body["metadata"].get("deletionTimestamp") or reason in (None, "Conflict"):
         return False
-    if cluster is None:
+    if cluster is None or reason == "ClusterDeleted":
         return True
     return _is_ours(cluster, body["metadata"]["name"]) and bool(build_cluster_patch(body, cluster))
 
