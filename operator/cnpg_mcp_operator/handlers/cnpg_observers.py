@@ -5,6 +5,11 @@ neither writes a Kopf annotation or finalizer on them. On every event the owning
 their status recomputed (a write only if it changed), waiting deletions are woken, and intents
 that could not be produced before (their Cluster was missing) are reconciled now. This is what
 makes the operator watch-driven: no timer, no polling.
+
+The password Secrets the operator produced are watched too, through a server-side label selector
+(only Secrets labelled as ours ever reach this process): when one is deleted while its
+PgRoleRequest still wants it, the request is reconciled, which reports SecretMissing (see
+role_requests.py).
 """
 
 from __future__ import annotations
@@ -16,10 +21,11 @@ from typing import Any
 
 import kopf
 
+from cnpg_mcp_api import constants
 from cnpg_mcp_operator.drift import owned_by
 from cnpg_mcp_operator.handlers import cluster_requests, database_requests, role_requests
 from cnpg_mcp_operator.handlers.common import DATABASE_REQUESTS, ROLE_REQUESTS, plain
-from cnpg_mcp_operator.k8s import CLUSTERS, DATABASE_ROLES, DATABASES, ApiError, Resource
+from cnpg_mcp_operator.k8s import CLUSTERS, DATABASE_ROLES, DATABASES, SECRETS, ApiError, Resource
 from cnpg_mcp_operator.registry import REGISTRY
 from cnpg_mcp_operator.runtime import Runtime, runtime_of
 from cnpg_mcp_operator.status_writer import intent_key
@@ -137,3 +143,34 @@ async def database_changed(type: str, body: kopf.Body, namespace: str | None, me
         await database_requests.refresh_status(rt, request, views)
     elif (fresh := await _still_wanted(rt, DATABASE_REQUESTS, request)) is not None:
         await _all([database_requests.reconcile(rt, fresh, views)])
+
+
+# ---------------------------------------------------------------------------- role Secrets
+
+# Our Secrets carry both labels (builders/role.py); the API server filters the watch by them.
+OUR_SECRETS_SELECTOR = f"{constants.MANAGED_BY_LABEL}={constants.MANAGED_BY_VALUE},{constants.REQUEST_LABEL}"
+
+
+@kopf.on.startup(registry=REGISTRY)
+def watch_only_our_secrets(settings: kopf.OperatorSettings, **_: Any) -> None:
+    """Server-side filtering: other Secrets (and their values) never reach the operator."""
+    settings.watching.label_selectors[SECRETS.version, SECRETS.plural] = OUR_SECRETS_SELECTOR
+
+
+@kopf.on.event(SECRETS.version, SECRETS.plural, registry=REGISTRY,
+               labels={constants.MANAGED_BY_LABEL: constants.MANAGED_BY_VALUE,
+                       constants.REQUEST_LABEL: kopf.PRESENT})
+async def role_secret_changed(type: str, body: kopf.Body, namespace: str | None, memo: Any,
+                              **kwargs: Any) -> None:
+    """A password Secret deleted under a live PgRoleRequest: let the request report it."""
+    if type != "DELETED":
+        return
+    namespace = namespace or ""
+    request_name = str((body.get("metadata", {}).get("labels") or {}).get(constants.REQUEST_LABEL) or "")
+    request = next((r for r in every(kwargs["role_requests"], (namespace, request_name))
+                    if owned_by(body, r["metadata"]["uid"])), None)
+    if request is None:
+        return  # not a role Secret, or its request is gone (the garbage collector's deletion)
+    rt = runtime_of(memo)
+    if (fresh := await _still_wanted(rt, ROLE_REQUESTS, request)) is not None:
+        await _all([role_requests.reconcile(rt, fresh, CnpgViews.from_kwargs(kwargs))])
