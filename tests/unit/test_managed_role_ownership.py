@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 
+import kopf
+from kopf._cogs.structs.references import Resource
+
+from cnpg_mcp_operator.handlers.cnpg_observers import select_our_secrets
 from cnpg_mcp_operator.handlers.role_requests import _mark_absent, _remove, _upsert
 from cnpg_mcp_operator.managed_roles import (
     OWNERS_ANNOTATION,
@@ -57,3 +61,13 @@ def test_an_entry_from_before_ownership_records_is_adopted_only_with_its_secret(
     assert outcome == "written" and adopted.owners == {"shared": FIRST}  # the record is the write
     foreign = ManagedRoles([entry(passwordSecret={"name": "someone-elses"})], {})
     assert _upsert(entry(), FIRST, SECRET)(foreign) == (foreign, "conflict")
+
+
+def test_the_secret_watch_asks_the_api_server_for_our_secrets_only() -> None:
+    settings = kopf.OperatorSettings()
+    select_our_secrets(settings)
+    secrets = Resource(group="", version="v1", plural="secrets", kind="Secret", namespaced=True)
+    others = Resource(group="", version="v1", plural="configmaps", kind="ConfigMap", namespaced=True)
+    assert settings.watching.label_selectors.collect(secrets) == [
+        "app.kubernetes.io/managed-by=cnpg-mcp,cnpg-mcp.io/request"]
+    assert settings.watching.label_selectors.collect(others) == []

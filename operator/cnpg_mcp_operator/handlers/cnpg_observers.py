@@ -151,10 +151,14 @@ async def database_changed(type: str, body: kopf.Body, namespace: str | None, me
 OUR_SECRETS_SELECTOR = f"{constants.MANAGED_BY_LABEL}={constants.MANAGED_BY_VALUE},{constants.REQUEST_LABEL}"
 
 
-@kopf.on.startup(registry=REGISTRY)
-def watch_only_our_secrets(settings: kopf.OperatorSettings, **_: Any) -> None:
+def select_our_secrets(settings: kopf.OperatorSettings) -> None:
     """Server-side filtering: other Secrets (and their values) never reach the operator."""
     settings.watching.label_selectors[SECRETS.version, SECRETS.plural] = OUR_SECRETS_SELECTOR
+
+
+@kopf.on.startup(registry=REGISTRY)
+def watch_only_our_secrets(settings: kopf.OperatorSettings, **_: Any) -> None:
+    select_our_secrets(settings)  # startup handlers run before Kopf starts any watch
 
 
 @kopf.on.event(SECRETS.version, SECRETS.plural, registry=REGISTRY,
