@@ -73,11 +73,16 @@ def test_deleting_a_refused_duplicate_keeps_the_other_requests_role(
         entry = next(r for r in live["spec"]["managed"]["roles"] if r["name"] == role)
         assert entry["ensure"] == "present"
 
-    # the owner's own deletion still drops the role and its Secret
+    # the owner's own deletion still drops the role and its Secret; a waiting duplicate then takes over
+    intents.create(ROLE, namespace, "third", {"cluster": cluster, "roleName": role})
+    intents.wait_reason(ROLE, namespace, "third", "Conflict")
     intents.delete(ROLE, namespace, "first")
     intents.wait_gone(ROLE, namespace, "first")
-    assert role_oid(postgres, role) is None
-    assert not secret_exists(k8s, namespace, secret_name)
+    assert not postgres.can_login(role, password)
+    third = intents.wait_ready(ROLE, namespace, "third")
+    assert third["status"]["secretName"] == secret_name
+    assert postgres.can_login(role, read_password(k8s, namespace, secret_name))
+    assert role_oid(postgres, role) != oid
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -9,7 +9,7 @@ makes the operator watch-driven: no timer, no polling.
 The password Secrets the operator produced are watched too, through a server-side label selector
 (only Secrets labelled as ours ever reach this process): when one is deleted while its
 PgRoleRequest still wants it, the request is reconciled, which reports SecretMissing (see
-role_requests.py).
+role_requests.py); a request refused (Conflict) because that Secret was another's tries again.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import kopf
 from cnpg_mcp_api import constants
 from cnpg_mcp_operator.drift import owned_by
 from cnpg_mcp_operator.handlers import cluster_requests, database_requests, role_requests
-from cnpg_mcp_operator.handlers.common import DATABASE_REQUESTS, ROLE_REQUESTS, plain
+from cnpg_mcp_operator.handlers.common import DATABASE_REQUESTS, ROLE_REQUESTS, plain, ready_reason
 from cnpg_mcp_operator.k8s import CLUSTERS, DATABASE_ROLES, DATABASES, SECRETS, ApiError, Resource
 from cnpg_mcp_operator.registry import REGISTRY
 from cnpg_mcp_operator.runtime import Runtime, runtime_of
@@ -166,15 +166,22 @@ def watch_only_our_secrets(settings: kopf.OperatorSettings, **_: Any) -> None:
                        constants.REQUEST_LABEL: kopf.PRESENT})
 async def role_secret_changed(type: str, body: kopf.Body, namespace: str | None, memo: Any,
                               **kwargs: Any) -> None:
-    """A password Secret deleted under a live PgRoleRequest: let the request report it."""
+    """A password Secret was deleted: its live request reports it (SecretMissing), and requests
+    refused because that Secret belonged to another request (Conflict) may now produce their own."""
     if type != "DELETED":
         return
     namespace = namespace or ""
-    request_name = str((body.get("metadata", {}).get("labels") or {}).get(constants.REQUEST_LABEL) or "")
-    request = next((r for r in every(kwargs["role_requests"], (namespace, request_name))
-                    if owned_by(body, r["metadata"]["uid"])), None)
-    if request is None:
-        return  # not a role Secret, or its request is gone (the garbage collector's deletion)
+    labels = body.get("metadata", {}).get("labels") or {}
+    secret_name = str(body.get("metadata", {}).get("name") or "")
+    request_name = str(labels.get(constants.REQUEST_LABEL) or "")
+    affected = [r for r in every(kwargs["role_requests"], (namespace, request_name))
+                if owned_by(body, r["metadata"]["uid"])]
+    cluster_name = str(labels.get(constants.CNPG_CLUSTER_LABEL) or "")
+    affected += [r for r in every(kwargs["role_requests_by_cluster"], (namespace, cluster_name))
+                 if ready_reason(r) == "Conflict" and role_requests.secret_name_of(r) == secret_name]
+    if not affected:
+        return  # its request is gone too (our own cleanup, or the garbage collector's)
     rt = runtime_of(memo)
-    if (fresh := await _still_wanted(rt, ROLE_REQUESTS, request)) is not None:
-        await _all([role_requests.reconcile(rt, fresh, CnpgViews.from_kwargs(kwargs))])
+    views = CnpgViews.from_kwargs(kwargs)
+    fresh = [f for r in affected if (f := await _still_wanted(rt, ROLE_REQUESTS, r)) is not None]
+    await _all([role_requests.reconcile(rt, f, views) for f in fresh])

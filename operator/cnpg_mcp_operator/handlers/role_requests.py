@@ -102,6 +102,12 @@ def _names(body: Mapping[str, Any]) -> tuple[str, str, str, str]:
     return meta["namespace"], meta["name"], str(spec.get("cluster") or ""), str(spec.get("roleName") or "")
 
 
+def secret_name_of(body: Mapping[str, Any]) -> str:
+    """The password Secret's name for this request (a name, not a claim of ownership)."""
+    _, _, cluster_name, role = _names(body)
+    return role_secret_name(cluster_name, role)
+
+
 async def reconcile(rt: Runtime, body: Json, views: CnpgViews) -> None:
     """Idempotent: a converged request costs no API write."""
     async with rt.locks(intent_key(body)):
