@@ -163,3 +163,22 @@ def test_a_deleted_role_secret_is_reported_and_a_rotation_issues_a_new_one(
     assert new_password != old_password
     wait_until(lambda: postgres.can_login(role, new_password), "the role logs in with the new Secret")
     assert not postgres.can_login(role, old_password)
+
+
+def test_a_secret_deleted_while_the_operator_is_down_is_reported_after_restart(
+        operator_factory: Callable[..., OperatorProcess], cnpg_simulator: Any, k8s: Any, postgres: Any,
+        namespace: str, intents: Intents) -> None:
+    extra = operator_factory("--all-namespaces")
+    cluster = make_cluster(intents, namespace)
+    role = unique("down_")
+    name = request_name(cluster, role)
+    intents.create(ROLE, namespace, name, {"cluster": cluster, "roleName": role})
+    secret_name = intents.wait_ready(ROLE, namespace, name)["status"]["secretName"]
+    old_password = read_password(k8s, namespace, secret_name)
+
+    extra.kill()  # no watch is running while the Secret goes away
+    client.CoreV1Api(k8s).delete_namespaced_secret(secret_name, namespace)
+    extra.start()
+    intents.wait_reason(ROLE, namespace, name, "SecretMissing")
+    assert not secret_exists(k8s, namespace, secret_name)
+    assert postgres.can_login(role, old_password)
