@@ -229,6 +229,11 @@ class PgRoleRequestStatus(IntentStatus):
     database_role: str | None = Field(default=None, description="Name of the CNPG DatabaseRole (DatabaseRole backend).")
     backend: Literal["DatabaseRole", "ManagedRoles"] | None = None
     applied: bool | None = Field(default=None, description="CNPG reports the role applied.")
+    password_rotation: str | None = Field(
+        default=None,
+        description="The spec.password.rotation value the current password Secret was issued for "
+                    "(a token, never a password); a deleted Secret is re-issued only for a new one.",
+    )
 
 
 # --------------------------------------------------------------------------- PgDatabaseRequest

@@ -5,6 +5,11 @@ neither writes a Kopf annotation or finalizer on them. On every event the owning
 their status recomputed (a write only if it changed), waiting deletions are woken, and intents
 that could not be produced before (their Cluster was missing) are reconciled now. This is what
 makes the operator watch-driven: no timer, no polling.
+
+The password Secrets the operator produced are watched too, through a server-side label selector
+(only Secrets labelled as ours ever reach this process): when one is deleted while its
+PgRoleRequest still wants it, the request is reconciled, which reports SecretMissing (see
+role_requests.py); a request refused (Conflict) because that Secret was another's tries again.
 """
 
 from __future__ import annotations
@@ -16,10 +21,11 @@ from typing import Any
 
 import kopf
 
+from cnpg_mcp_api import constants
 from cnpg_mcp_operator.drift import owned_by
 from cnpg_mcp_operator.handlers import cluster_requests, database_requests, role_requests
-from cnpg_mcp_operator.handlers.common import DATABASE_REQUESTS, ROLE_REQUESTS, plain
-from cnpg_mcp_operator.k8s import CLUSTERS, DATABASE_ROLES, DATABASES, ApiError, Resource
+from cnpg_mcp_operator.handlers.common import DATABASE_REQUESTS, ROLE_REQUESTS, plain, ready_reason
+from cnpg_mcp_operator.k8s import CLUSTERS, DATABASE_ROLES, DATABASES, SECRETS, ApiError, Resource
 from cnpg_mcp_operator.registry import REGISTRY
 from cnpg_mcp_operator.runtime import Runtime, runtime_of
 from cnpg_mcp_operator.status_writer import intent_key
@@ -137,3 +143,45 @@ async def database_changed(type: str, body: kopf.Body, namespace: str | None, me
         await database_requests.refresh_status(rt, request, views)
     elif (fresh := await _still_wanted(rt, DATABASE_REQUESTS, request)) is not None:
         await _all([database_requests.reconcile(rt, fresh, views)])
+
+
+# ---------------------------------------------------------------------------- role Secrets
+
+# Our Secrets carry both labels (builders/role.py); the API server filters the watch by them.
+OUR_SECRETS_SELECTOR = f"{constants.MANAGED_BY_LABEL}={constants.MANAGED_BY_VALUE},{constants.REQUEST_LABEL}"
+
+
+def select_our_secrets(settings: kopf.OperatorSettings) -> None:
+    """Server-side filtering: other Secrets (and their values) never reach the operator."""
+    settings.watching.label_selectors[SECRETS.version, SECRETS.plural] = OUR_SECRETS_SELECTOR
+
+
+@kopf.on.startup(registry=REGISTRY)
+def watch_only_our_secrets(settings: kopf.OperatorSettings, **_: Any) -> None:
+    select_our_secrets(settings)  # startup handlers run before Kopf starts any watch
+
+
+@kopf.on.event(SECRETS.version, SECRETS.plural, registry=REGISTRY,
+               labels={constants.MANAGED_BY_LABEL: constants.MANAGED_BY_VALUE,
+                       constants.REQUEST_LABEL: kopf.PRESENT})
+async def role_secret_changed(type: str, body: kopf.Body, namespace: str | None, memo: Any,
+                              **kwargs: Any) -> None:
+    """A password Secret was deleted: its live request reports it (SecretMissing), and requests
+    refused because that Secret belonged to another request (Conflict) may now produce their own."""
+    if type != "DELETED":
+        return
+    namespace = namespace or ""
+    labels = body.get("metadata", {}).get("labels") or {}
+    secret_name = str(body.get("metadata", {}).get("name") or "")
+    request_name = str(labels.get(constants.REQUEST_LABEL) or "")
+    affected = [r for r in every(kwargs["role_requests"], (namespace, request_name))
+                if owned_by(body, r["metadata"]["uid"])]
+    cluster_name = str(labels.get(constants.CNPG_CLUSTER_LABEL) or "")
+    affected += [r for r in every(kwargs["role_requests_by_cluster"], (namespace, cluster_name))
+                 if ready_reason(r) == "Conflict" and role_requests.secret_name_of(r) == secret_name]
+    if not affected:
+        return  # its request is gone too (our own cleanup, or the garbage collector's)
+    rt = runtime_of(memo)
+    views = CnpgViews.from_kwargs(kwargs)
+    fresh = [f for r in affected if (f := await _still_wanted(rt, ROLE_REQUESTS, r)) is not None]
+    await _all([role_requests.reconcile(rt, f, views) for f in fresh])

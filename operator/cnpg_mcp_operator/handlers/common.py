@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+import time
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import Any
 
+import kopf
 from pydantic import BaseModel, ValidationError
 
 from cnpg_mcp_api import constants
@@ -13,6 +15,7 @@ from cnpg_mcp_operator.builders.status import make_condition
 from cnpg_mcp_operator.k8s import Resource
 from cnpg_mcp_operator.readiness import Verdict
 from cnpg_mcp_operator.runtime import Runtime
+from cnpg_mcp_operator.status_writer import intent_key
 
 Json = dict[str, Any]
 
@@ -58,6 +61,40 @@ def verdict_status(body: Mapping[str, Any], verdict: Verdict, *, keep_generation
     others = [c for c in status.get("conditions") or [] if c.get("type") != "Ready"]
     return {"observedGeneration": observed, "conditions": [*others, condition], "message": verdict.message,
             **extra}
+
+
+# A deletion waits for CNPG inside one handler call at most this long (woken by the observers on
+# every CNPG change), then hands back to Kopf, which calls it again with the intent as it is now:
+# that is how a change made while waiting (e.g. reclaimPolicy switched to retain) is seen.
+DELETION_ATTEMPT_S = 15.0
+DELETION_RETRY_S = 1.0
+
+DeletionStep = Callable[[Json], Awaitable[Verdict | None]]
+
+
+async def run_deletion(rt: Runtime, resource: Resource, body: Json, step: DeletionStep,
+                       done: Callable[[Json], Awaitable[None]]) -> None:
+    """Runs `step` (None: nothing of ours is left) until it finishes, then `done`, under the intent's lock.
+
+    While it does not finish, the step's verdict (Deleting / Blocked with the reason) is the
+    intent's status; after DELETION_ATTEMPT_S the handler raises kopf.TemporaryError, so no
+    deletion loops forever on a stale body.
+    """
+    key = intent_key(body)
+    deadline = time.monotonic() + DELETION_ATTEMPT_S
+    while True:
+        async with rt.locks(key):
+            body = rt.status.freshest(body)
+            verdict = await step(body)
+            if verdict is None:
+                await done(body)
+                rt.status.forget(body)
+                return
+            await rt.status.write(resource, body, verdict_status(body, verdict, keep_generation=True))
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise kopf.TemporaryError(f"{verdict.reason}: {verdict.message}", delay=DELETION_RETRY_S)
+        await rt.wakeups.wait(key, remaining)
 
 
 def policy_denial(rt: Runtime, body: Mapping[str, Any], cluster: Mapping[str, Any] | None,

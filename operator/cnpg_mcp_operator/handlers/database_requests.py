@@ -2,7 +2,8 @@
 
 The status mirrors the Database's `applied`/`message` for the current generation. Deletion
 deletes the Database (CNPG drops the PostgreSQL database when the reclaim policy is delete),
-waits until CNPG has let it go, and reports what blocks it meanwhile.
+waits until CNPG has let it go, and reports what blocks it meanwhile (Blocked); switching
+spec.databaseReclaimPolicy to retain while blocked releases the database instead.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from cnpg_mcp_operator.handlers.common import (
     DATABASE_REQUESTS,
     plain,
     ready_reason,
+    run_deletion,
     spec_problem,
     verdict_status,
 )
@@ -35,7 +37,6 @@ log = logging.getLogger(__name__)
 Json = dict[str, Any]
 GROUP, VERSION, PLURAL = DATABASE_REQUESTS.group, DATABASE_REQUESTS.version, DATABASE_REQUESTS.plural
 OPTIONAL_DATABASE_KEYS = ("extensions", "schemas")
-DELETION_RECHECK_S = 60.0
 
 
 @kopf.index(GROUP, VERSION, PLURAL, registry=REGISTRY)
@@ -130,18 +131,18 @@ def needs_reconcile(body: Mapping[str, Any], database: Mapping[str, Any] | None)
             or ready_reason(body) == "ClusterNotFound" or database is None)
 
 
+RETAIN_HINT = "set spec.databaseReclaimPolicy: retain to keep the database and finish the deletion"
+
+
 async def finalize(rt: Runtime, body: Json, views: CnpgViews) -> None:
-    key = intent_key(body)
-    while True:
-        async with rt.locks(key):
-            body = rt.status.freshest(body)
-            verdict = await _finalize_step(rt, body, views)
-            if verdict is None:
-                rt.status.forget(body)
-                return
-            status = verdict_status(body, verdict, keep_generation=True)
-            await rt.status.write(DATABASE_REQUESTS, body, status)
-        await rt.wakeups.wait(key, DELETION_RECHECK_S)
+    """Delete the Database, wait (bounded, see run_deletion) until CNPG lets it go."""
+    async def step(current: Json) -> Verdict | None:
+        return await _finalize_step(rt, current, views)
+
+    async def done(_: Json) -> None:
+        return None
+
+    await run_deletion(rt, DATABASE_REQUESTS, body, step, done)
 
 
 async def _finalize_step(rt: Runtime, body: Json, views: CnpgViews) -> Verdict | None:
@@ -154,10 +155,14 @@ async def _finalize_step(rt: Runtime, body: Json, views: CnpgViews) -> Verdict |
         if not meta.get("deletionTimestamp"):
             await rt.api.delete(DATABASES, namespace, name)
         return None  # no cluster to drop it from: cleanup completes
+    policy = str((body.get("spec") or {}).get("databaseReclaimPolicy") or "retain")
+    if (database.get("spec") or {}).get("databaseReclaimPolicy") != policy:
+        # the request's current policy wins, also while CNPG is deleting: retain releases a blocked drop
+        await rt.api.patch(DATABASES, namespace, name, {"spec": {"databaseReclaimPolicy": policy}})
     if not meta.get("deletionTimestamp"):
         await rt.api.delete(DATABASES, namespace, name)
         return Verdict(False, "Deleting", f"deleting Database {name}")
     status = database.get("status") or {}
-    if status.get("applied") is False and status.get("message"):
-        return Verdict(False, "Blocked", f"CNPG cannot drop the database: {status['message']}")
+    if policy == "delete" and status.get("applied") is False and status.get("message"):
+        return Verdict(False, "Blocked", f"CNPG cannot drop the database: {status['message']}; {RETAIN_HINT}")
     return Verdict(False, "Deleting", f"waiting for CNPG to release Database {name}")

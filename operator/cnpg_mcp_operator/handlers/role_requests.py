@@ -3,6 +3,14 @@
 Reconcile: policy → Secret (generated once) → DatabaseRole or managed.roles entry → status.
 Deletion: ask CNPG to drop (or release) the role, wait until CNPG confirms, then remove what we
 produced. Ready is what CNPG reports; the observers in cnpg_observers.py keep the status current.
+
+Ownership is by UID only: the Secret and the DatabaseRole carry our ownerReference, a managed.roles
+entry is recorded under our UID on the Cluster (managed_roles.py). A request that produced nothing
+removes nothing.
+
+A deleted password Secret is not re-invented: the password exists nowhere else (PostgreSQL keeps
+only a verifier), so the request reports SecretMissing until spec.password.rotation asks for a new
+one. status.passwordRotation records the rotation token the current Secret was issued for.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ from cnpg_mcp_operator.builders.role import (
     generate_password,
     merge_managed_roles,
     remove_managed_role,
+    rotation_token,
     secret_needs_update,
 )
 from cnpg_mcp_operator.drift import merge_patch, owned_by
@@ -32,11 +41,12 @@ from cnpg_mcp_operator.handlers.common import (
     plain,
     policy_denial,
     ready_reason,
+    run_deletion,
     spec_problem,
     verdict_status,
 )
 from cnpg_mcp_operator.k8s import DATABASE_ROLES, SECRETS
-from cnpg_mcp_operator.managed_roles import CLUSTER_MISSING, Edit
+from cnpg_mcp_operator.managed_roles import CLUSTER_MISSING, Edit, ManagedRoles, role_owners
 from cnpg_mcp_operator.readiness import (
     Verdict,
     crd_applied_verdict,
@@ -56,8 +66,9 @@ Json = dict[str, Any]
 GROUP, VERSION, PLURAL = ROLE_REQUESTS.group, ROLE_REQUESTS.version, ROLE_REQUESTS.plural
 # Optional RoleConfiguration keys: when the request drops one, the patch must remove it too.
 OPTIONAL_ROLE_KEYS = ("validUntil", "comment", "inRoles", "passwordSecret")
-DELETION_RECHECK_S = 60.0
 PENDING_MEMBERSHIP_RECHECK_S = 5.0
+# Ready reasons under which the observers must not overwrite the status with CNPG's view.
+OWN_VERDICTS = ("PolicyDenied", "Conflict", "Invalid", "SecretMissing")
 
 
 @kopf.index(GROUP, VERSION, PLURAL, registry=REGISTRY)
@@ -92,6 +103,12 @@ def _names(body: Mapping[str, Any]) -> tuple[str, str, str, str]:
     return meta["namespace"], meta["name"], str(spec.get("cluster") or ""), str(spec.get("roleName") or "")
 
 
+def secret_name_of(body: Mapping[str, Any]) -> str:
+    """The password Secret's name for this request (a name, not a claim of ownership)."""
+    _, _, cluster_name, role = _names(body)
+    return role_secret_name(cluster_name, role)
+
+
 async def reconcile(rt: Runtime, body: Json, views: CnpgViews) -> None:
     """Idempotent: a converged request costs no API write."""
     async with rt.locks(intent_key(body)):
@@ -119,15 +136,18 @@ async def _reconcile_locked(rt: Runtime, body: Json, views: CnpgViews) -> None:
         await rt.status.write(ROLE_REQUESTS, body, verdict_status(body, verdict))
         return
     secret_name = role_secret_name(cluster_name, role)
-    conflict = await _ensure_secret(rt, body, secret_name, bootstrap_database(cluster))
     backend = backend_of(body.get("status") or {}, rt.role_backend)
-    if conflict is None:
-        if backend is RoleBackend.DATABASE_ROLE:
-            conflict = await _ensure_database_role(rt, body, views, secret_name)
-        else:
-            conflict = await _ensure_managed_entry(rt, body, views, secret_name)
+    refusal = await _ensure_secret(rt, body, secret_name, bootstrap_database(cluster))
+    if refusal is not None:
+        await rt.status.write(ROLE_REQUESTS, body, verdict_status(body, refusal, applied=False))
+        return
+    if backend is RoleBackend.DATABASE_ROLE:
+        conflict = await _ensure_database_role(rt, body, views, secret_name)
+    else:
+        conflict = await _ensure_managed_entry(rt, body, views, secret_name)
     verdict = Verdict(False, "Conflict", conflict) if conflict else _verdict(body, views, backend, secret_name)
-    extra: Json = {"secretName": secret_name, "backend": backend.value, "applied": verdict.ready}
+    extra: Json = {"secretName": secret_name, "backend": backend.value, "applied": verdict.ready,
+                   "passwordRotation": rotation_token(body)}
     if backend is RoleBackend.DATABASE_ROLE:
         extra["databaseRole"] = name
     await rt.status.write(ROLE_REQUESTS, body, verdict_status(body, verdict, **extra))
@@ -143,14 +163,29 @@ def _retry_if_joining_pending_roles(body: Json, views: CnpgViews) -> None:
                                   delay=PENDING_MEMBERSHIP_RECHECK_S)
 
 
-async def _ensure_secret(rt: Runtime, body: Json, secret_name: str, dbname: str) -> str | None:
+def _secret_missing(body: Json, secret_name: str) -> Verdict | None:
+    """SecretMissing when the Secret we issued for the current rotation token was deleted."""
+    status = body.get("status") or {}
+    if "passwordRotation" not in status or status["passwordRotation"] != rotation_token(body):
+        return None  # never issued, or a rotation asks for a new password: create it
+    return Verdict(False, "SecretMissing",
+                   f"Secret {secret_name} was deleted and its password is kept nowhere else; the role is "
+                   "unchanged. Set spec.password.rotation to a new value (e.g. the current time) to issue "
+                   "a new password")
+
+
+async def _ensure_secret(rt: Runtime, body: Json, secret_name: str, dbname: str) -> Verdict | None:
     """The password Secret exists, is ours, and rotates only when spec.password.rotation changes.
 
-    Returns a conflict message when a Secret of that name belongs to someone else.
+    Returns Conflict when a Secret of that name belongs to someone else, SecretMissing when ours
+    was deleted and no rotation asks for a new one.
     """
     namespace = body["metadata"]["namespace"]
     existing = await rt.api.get(SECRETS, namespace, secret_name)
     if existing is None:
+        missing = _secret_missing(body, secret_name)
+        if missing is not None:
+            return missing
         created = await rt.api.create(SECRETS, namespace, build_role_secret(body, generate_password(), dbname=dbname))
         if created is not None:
             return None
@@ -158,7 +193,7 @@ async def _ensure_secret(rt: Runtime, body: Json, secret_name: str, dbname: str)
         if existing is None:
             raise kopf.TemporaryError(f"Secret {secret_name} vanished while being created", delay=1)
     if not owned_by(existing, body["metadata"]["uid"]):
-        return f"Secret {secret_name} exists and does not belong to this request"
+        return Verdict(False, "Conflict", f"Secret {secret_name} exists and does not belong to this request")
     if secret_needs_update(existing, body):
         rotated = build_role_secret(body, generate_password(), dbname=dbname)
         await rt.api.patch(SECRETS, namespace, secret_name, {
@@ -188,37 +223,55 @@ async def _ensure_database_role(rt: Runtime, body: Json, views: CnpgViews, secre
     return None
 
 
-def _upsert(entry: Json, secret_name: str) -> Edit:
-    def edit(roles: list[Json]) -> tuple[list[Json], str]:
-        current = next((r for r in roles if r.get("name") == entry["name"]), None)
-        if current is not None and not _is_our_entry(current, secret_name):
-            return roles, "conflict"
-        merged = merge_managed_roles(roles, entry)
-        return merged, "written" if merged != roles else "unchanged"
+def _upsert(entry: Json, uid: str, secret_name: str) -> Edit:
+    """Write our entry and record it as ours; refuse an entry someone else produced."""
+    def edit(state: ManagedRoles) -> tuple[ManagedRoles, str]:
+        role = entry["name"]
+        current, owner = state.entry(role), state.owners.get(role)
+        if current is not None and owner != uid and not _adoptable(current, owner, secret_name):
+            return state, "conflict"
+        updated = ManagedRoles(merge_managed_roles(state.roles, entry), {**state.owners, role: uid})
+        return updated, "written" if updated != state else "unchanged"
     return edit
 
 
-def _remove(role: str, secret_name: str) -> Edit:
-    def edit(roles: list[Json]) -> tuple[list[Json], str]:
-        current = next((r for r in roles if r.get("name") == role), None)
-        if current is None or not _is_our_entry(current, secret_name):
-            return roles, "absent"
-        return remove_managed_role(roles, role), "removed"
+def _adoptable(entry: Mapping[str, Any], owner: str | None, secret_name: str) -> bool:
+    """An entry written before ownership was recorded (no record at all) that uses our Secret.
+
+    Only reached after _ensure_secret found that Secret owned by this request's UID, so the
+    entry was produced by this request; recording it keeps upgrades from orphaning roles.
+    """
+    return owner is None and (entry.get("passwordSecret") or {}).get("name") == secret_name
+
+
+def _mark_absent(role: str, uid: str) -> Edit:
+    """Ask CNPG to drop our entry's role (ensure: absent); nothing if the entry is not ours."""
+    def edit(state: ManagedRoles) -> tuple[ManagedRoles, str]:
+        current = state.entry(role)
+        if current is None or state.owners.get(role) != uid:
+            return state, "not-ours"
+        return ManagedRoles(merge_managed_roles(state.roles, {**current, "ensure": "absent"}), state.owners), "marked"
     return edit
 
 
-def _is_our_entry(entry: Mapping[str, Any], secret_name: str) -> bool:
-    """Our entries point at our Secret; anything else in managed.roles belongs to someone else."""
-    return bool((entry.get("passwordSecret") or {}).get("name") == secret_name)
+def _remove(role: str, uid: str) -> Edit:
+    """Remove our entry and its ownership record; nothing if the entry is not ours."""
+    def edit(state: ManagedRoles) -> tuple[ManagedRoles, str]:
+        if state.owners.get(role) != uid:
+            return state, "not-ours"
+        owners = {r: u for r, u in state.owners.items() if r != role}
+        return ManagedRoles(remove_managed_role(state.roles, role), owners), "removed"
+    return edit
 
 
 async def _ensure_managed_entry(rt: Runtime, body: Json, views: CnpgViews, secret_name: str) -> str | None:
     namespace, _, cluster_name, role = _names(body)
+    uid = body["metadata"]["uid"]
     entry = build_managed_role_entry(body, secret_name)
-    current = managed_role_entry(views.cluster(namespace, cluster_name), role)
-    if current is not None and _is_our_entry(current, secret_name) and current == entry:
+    cluster = views.cluster(namespace, cluster_name)
+    if managed_role_entry(cluster, role) == entry and role_owners(cluster).get(role) == uid:
         return None  # converged, seen in the watch cache: no read, no write
-    outcome = await rt.managed_roles.edit(namespace, cluster_name, _upsert(entry, secret_name))
+    outcome = await rt.managed_roles.edit(namespace, cluster_name, _upsert(entry, uid, secret_name))
     if outcome == "conflict":
         return f"Cluster {cluster_name} already manages a role {role} that this request did not create"
     if outcome == CLUSTER_MISSING:
@@ -242,7 +295,7 @@ async def refresh_status(rt: Runtime, body: Json, views: CnpgViews) -> None:
         status = body.get("status") or {}
         if body["metadata"].get("deletionTimestamp") or not status.get("backend"):
             return  # deletion reports its own progress; unproduced requests have nothing to mirror
-        if ready_reason(body) in ("PolicyDenied", "Conflict", "Invalid"):
+        if ready_reason(body) in OWN_VERDICTS:
             return
         backend = backend_of(status, rt.role_backend)
         verdict = _verdict(body, views, backend, str(status.get("secretName") or ""))
@@ -267,28 +320,33 @@ def needs_reconcile(body: Mapping[str, Any], views: CnpgViews, detected: RoleBac
 
 # ------------------------------------------------------------------------------------- deletion
 
+RETAIN_HINT = "set spec.reclaimPolicy: retain to keep the role in PostgreSQL and finish the deletion"
+
 
 async def finalize(rt: Runtime, body: Json, views: CnpgViews) -> None:
     """Drop (or release) the role, wait for CNPG to confirm, then remove the entry and the Secret.
 
-    Waiting is event-driven: the observers wake us on every change of the DatabaseRole or Cluster.
+    Waiting is event-driven (the observers wake us on every change of the DatabaseRole or Cluster)
+    and bounded (run_deletion hands back to Kopf's retry, which brings the current spec: switching
+    spec.reclaimPolicy to retain releases a drop that PostgreSQL refuses).
     """
-    key = intent_key(body)
-    while True:
-        async with rt.locks(key):
-            body = rt.status.freshest(body)
-            verdict = await _finalize_step(rt, body, views)
-            if verdict is None:
-                await _delete_secret(rt, body)
-                rt.status.forget(body)
-                log.info("PgRoleRequest %s/%s: cleanup complete", key[1], key[2])
-                return
-            await rt.status.write(ROLE_REQUESTS, body, verdict_status(body, verdict, keep_generation=True))
-        await rt.wakeups.wait(key, DELETION_RECHECK_S)
+    async def step(current: Json) -> Verdict | None:
+        return await _finalize_step(rt, current, views)
+
+    async def done(current: Json) -> None:
+        await _delete_secret(rt, current)
+        log.info("PgRoleRequest %s/%s: cleanup complete", current["metadata"]["namespace"],
+                 current["metadata"]["name"])
+
+    await run_deletion(rt, ROLE_REQUESTS, body, step, done)
 
 
 async def _finalize_step(rt: Runtime, body: Json, views: CnpgViews) -> Verdict | None:
-    """One step of the deletion; None when nothing of ours is left but the Secret."""
+    """One step of the deletion; None when nothing of ours is left but the Secret.
+
+    Only what this request produced (by UID) is dropped or released; a request refused as
+    Conflict, PolicyDenied, Invalid or ClusterNotFound produced nothing and finishes at once.
+    """
     namespace, name, cluster_name, role = _names(body)
     uid = body["metadata"]["uid"]
     drop = str((body.get("spec") or {}).get("reclaimPolicy") or "delete") == "delete"
@@ -296,20 +354,18 @@ async def _finalize_step(rt: Runtime, body: Json, views: CnpgViews) -> Verdict |
     database_role = views.database_role(namespace, name)
     if database_role is not None and owned_by(database_role, uid):
         return await _release_database_role(rt, database_role, drop, cluster is not None, role)
-    secret_name = role_secret_name(cluster_name, role)
     entry = managed_role_entry(cluster, role)
-    if cluster is None or entry is None or not _is_our_entry(entry, secret_name):
+    if cluster is None or entry is None or role_owners(cluster).get(role) != uid:
         return None
     if not drop or managed_role_dropped(cluster, role):
-        await rt.managed_roles.edit(namespace, cluster_name, _remove(role, secret_name))
+        await rt.managed_roles.edit(namespace, cluster_name, _remove(role, uid))
         return None
     if entry.get("ensure") != "absent":
-        absent = {**entry, "ensure": "absent"}
-        await rt.managed_roles.edit(namespace, cluster_name, _upsert(absent, secret_name))
+        await rt.managed_roles.edit(namespace, cluster_name, _mark_absent(role, uid))
         return Verdict(False, "Deleting", f"asked CNPG to drop role {role}")
     blocker = managed_role_blocker(cluster, role)
     if blocker:
-        return Verdict(False, "Blocked", f"CNPG cannot drop role {role}: {blocker}")
+        return Verdict(False, "Blocked", f"CNPG cannot drop role {role}: {blocker}; {RETAIN_HINT}")
     return Verdict(False, "Deleting", f"waiting for CNPG to drop role {role}")
 
 
@@ -322,15 +378,15 @@ async def _release_database_role(rt: Runtime, database_role: Json, drop: bool, c
             await rt.api.delete(DATABASE_ROLES, namespace, name)
         return None  # nothing left to drop it in: cleanup completes
     policy = "delete" if drop else "retain"
+    if (database_role.get("spec") or {}).get("databaseRoleReclaimPolicy") != policy:
+        # also while CNPG is already deleting it: a switch to retain releases a blocked drop
+        await rt.api.patch(DATABASE_ROLES, namespace, name, {"spec": {"databaseRoleReclaimPolicy": policy}})
     if not meta.get("deletionTimestamp"):
-        if (database_role.get("spec") or {}).get("databaseRoleReclaimPolicy") != policy:
-            await rt.api.patch(DATABASE_ROLES, namespace, name,
-                               {"spec": {"databaseRoleReclaimPolicy": policy}})
         await rt.api.delete(DATABASE_ROLES, namespace, name)
         return Verdict(False, "Deleting", f"asked CNPG to {'drop' if drop else 'release'} role {role}")
     status = database_role.get("status") or {}
-    if status.get("applied") is False and status.get("message"):
-        return Verdict(False, "Blocked", f"CNPG cannot drop role {role}: {status['message']}")
+    if drop and status.get("applied") is False and status.get("message"):
+        return Verdict(False, "Blocked", f"CNPG cannot drop role {role}: {status['message']}; {RETAIN_HINT}")
     return Verdict(False, "Deleting", f"waiting for CNPG to {'drop' if drop else 'release'} role {role}")
 
 
@@ -340,5 +396,3 @@ async def _delete_secret(rt: Runtime, body: Json) -> None:
     secret = await rt.api.get(SECRETS, namespace, secret_name)
     if secret is not None and owned_by(secret, body["metadata"]["uid"]):
         await rt.api.delete(SECRETS, namespace, secret_name)
-
-
