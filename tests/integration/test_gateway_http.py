@@ -161,7 +161,8 @@ async def test_impersonation_uses_the_callers_rights_and_records_who_asked(
     rbac.create_namespaced_role_binding(namespace, {
         "metadata": {"name": "dba-team"},
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "intent-editor"},
-        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "dba"}],
+        # Token names reach Kubernetes with the gateway's prefix (default "token:" for static tokens).
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "token:dba"}],
     })
     token_file = tmp_path / "tokens"
     # alice is in "dba" only as her second group: every group must reach the API server.
@@ -181,7 +182,7 @@ async def test_impersonation_uses_the_callers_rights_and_records_who_asked(
                                                                "namespace": namespace}))
     created = intents.get("PgClusterRequest", namespace, "imp-db")
     assert created is not None
-    assert created["metadata"]["annotations"][constants.REQUESTED_BY_ANNOTATION] == "alice"
+    assert created["metadata"]["annotations"][constants.REQUESTED_BY_ANNOTATION] == "token:alice"
 
 
 def test_http_without_authentication_refuses_to_start(control_plane: ControlPlane) -> None:
