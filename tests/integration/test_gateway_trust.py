@@ -22,7 +22,7 @@ from mcp_gateway.config import GatewayConfig
 from mcp_gateway.k8s import Kube
 from mcp_gateway.server import build_server
 from tests.integration.conftest import Intents
-from tests.integration.gateway_helpers import error, ok
+from tests.integration.gateway_helpers import bind_intent_editor, error, ok
 from tests.integration.test_gateway_http import AUDIENCE, ISSUER, jwks_url, mint, rsa_key, serve, session
 
 pytestmark = pytest.mark.anyio
@@ -45,25 +45,11 @@ async def refused(url: str, token: str) -> None:
     assert body["error"] == errors.IDENTITY_REFUSED and "system:" in body["error_description"], body
 
 
-def bind_group(k8s: Any, namespace: str, group: str) -> None:
-    rbac = client.RbacAuthorizationV1Api(k8s)
-    rbac.create_namespaced_role(namespace, {"metadata": {"name": "intent-editor"}, "rules": [
-        {"apiGroups": [constants.GROUP], "resources": ["pgclusterrequests", "pgrolerequests", "pgdatabaserequests"],
-         "verbs": ["get", "list", "watch", "create", "patch", "delete"]},
-        {"apiGroups": [constants.CNPG_GROUP], "resources": ["clusters", "databases", "databaseroles"],
-         "verbs": ["get", "list", "watch"]},
-    ]})
-    rbac.create_namespaced_role_binding(namespace, {
-        "metadata": {"name": "team"},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "intent-editor"},
-        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": group}]})
-
-
 async def test_static_tokens_never_become_system_identities(
     control_plane: ControlPlane, k8s: Any, namespace: str, tmp_path: Path, intents: Intents
 ) -> None:
     """`system:masters` in a token would make an impersonating gateway cluster-admin: refused, 403, coded."""
-    bind_group(k8s, namespace, "token:dba")
+    bind_intent_editor(k8s, namespace, "token:dba")
     tokens = tmp_path / "tokens"
     tokens.write_text("root-token,mallory,system:masters\n"
                       "sa-token,system:serviceaccount:kube-system:default\n"
@@ -88,7 +74,7 @@ async def test_oidc_tokens_never_become_system_identities(
     control_plane: ControlPlane, k8s: Any, namespace: str, rsa_key: rsa.RSAPrivateKey, jwks_url: str,
     intents: Intents,
 ) -> None:
-    bind_group(k8s, namespace, "oidc:dba")
+    bind_intent_editor(k8s, namespace, "oidc:dba")
     config = GatewayConfig(transport="http", port=free_port(), oidc_issuer=ISSUER, oidc_audience=AUDIENCE,
                            oidc_jwks_url=jwks_url, impersonate=True)
     async for url in serve(config, control_plane):
@@ -245,18 +231,7 @@ async def test_readyz_reports_an_unreachable_api_server(control_plane: ControlPl
     tokens.write_text("t0ken\n")
     config = GatewayConfig(transport="http", port=free_port(), token_file=tokens,
                            kubeconfig=str(unreachable_kubeconfig))
-    server = build_server(config, Kube.connect(str(unreachable_kubeconfig)))
-    import uvicorn  # noqa: PLC0415
-
-    from mcp_gateway.server import http_app  # noqa: PLC0415
-
-    uv = uvicorn.Server(uvicorn.Config(http_app(server, config), host=config.host, port=config.port,
-                                       log_level="warning"))
-    async with anyio.create_task_group() as tasks:
-        tasks.start_soon(uv.serve)
-        while not uv.started:  # noqa: ASYNC110  (uvicorn exposes a flag, not an event)
-            await anyio.sleep(0.05)
+    async for url in serve(config, control_plane):
         async with httpx2.AsyncClient() as http:
-            answer = await http.get(f"http://127.0.0.1:{config.port}/readyz")
-        uv.should_exit = True
+            answer = await http.get(f"{url}/readyz")
     assert answer.status_code == 503
