@@ -182,9 +182,6 @@ class MirrorBook:
             del self._last_read[key]
         return idle
 
-    def forget(self, key: Key) -> None:
-        self._last_read.pop(key, None)
-
 
 class NamespaceNotFound(LookupError):
     def __init__(self, namespace: str) -> None:

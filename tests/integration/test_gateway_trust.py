@@ -3,6 +3,7 @@ cheap /readyz, and coded retryable errors when the API server cannot be reached.
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -223,6 +224,27 @@ async def test_unreachable_api_server_is_a_retryable_coded_error(unreachable_kub
             message = error(await mcp.call_tool(tool, arguments), errors.UNAVAILABLE)
             assert "retryable" in message, message
     kube.close()
+
+
+async def test_an_api_server_that_never_answers_is_a_retryable_coded_error(
+    control_plane: ControlPlane, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Connections are accepted but nothing is ever said: the call times out into UNAVAILABLE."""
+    silent = socket.create_server(("127.0.0.1", 0))  # never accepts: the kernel completes the handshake only
+    path = tmp_path / "silent"
+    write_kubeconfig(path, f"https://127.0.0.1:{silent.getsockname()[1]}", control_plane.ca_file, "token")
+    monkeypatch.setattr("mcp_gateway.k8s.REQUEST_TIMEOUT", 0.5)
+    kube = Kube.connect(str(path))
+    server = build_server(GatewayConfig(kubeconfig=str(path)), kube)
+    try:
+        async with Client(server) as mcp:
+            started = time.monotonic()
+            message = error(await mcp.call_tool("list_postgres_clusters", {"namespace": "prod"}), errors.UNAVAILABLE)
+            assert "retryable" in message and "timed out" in message, message
+            assert time.monotonic() - started < 15
+    finally:
+        kube.close()
+        silent.close()
 
 
 async def test_readyz_reports_an_unreachable_api_server(control_plane: ControlPlane, unreachable_kubeconfig: Path,

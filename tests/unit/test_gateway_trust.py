@@ -86,6 +86,15 @@ def test_http_on_a_public_address_needs_a_host_allow_list() -> None:
     assert parse_args(["--allow-any-host"]).allow_any_host is True
 
 
+def test_the_command_line_refuses_a_public_address_without_allowed_hosts(monkeypatch: pytest.MonkeyPatch,
+                                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("CNPG_MCP_TOKENS", "t0ken")
+    with pytest.raises(SystemExit):
+        parse_args(["--transport", "http", "--host", "0.0.0.0"])
+    assert "needs a Host allow-list" in capsys.readouterr().err
+    assert parse_args(["--transport", "http", "--host", "0.0.0.0", "--allowed-host", "gw.example:*"]).allowed_hosts
+
+
 def test_watch_cache_bounds_must_be_positive() -> None:
     assert config_problem(GatewayConfig(watch_cache_max_mirrors=0)) is not None
     config = parse_args(["--watch-cache", "--watch-cache-max-mirrors", "8", "--watch-cache-idle-seconds", "30"])
