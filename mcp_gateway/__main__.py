@@ -8,13 +8,18 @@ import sys
 import uvicorn
 
 from mcp_gateway.config import parse_args
+from mcp_gateway.k8s import NoCredentials
 from mcp_gateway.server import build_server, http_app
 
 
 def main(argv: list[str] | None = None) -> None:
     config = parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    mcp = build_server(config)
+    try:
+        mcp = build_server(config)
+    except NoCredentials as missing:  # one line saying what was looked for, not a traceback
+        print(f"cnpg-mcp-server: {missing}", file=sys.stderr, flush=True)
+        sys.exit(2)
     if config.transport == "stdio":
         mcp.run("stdio")
         return

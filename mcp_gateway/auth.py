@@ -12,6 +12,13 @@ import anyio
 import jwt
 from mcp.server.auth.provider import AccessToken, TokenVerifier
 
+from mcp_gateway import identity
+
+STATIC_TOKEN_PREFIX = "token:"
+OIDC_PREFIX = "oidc:"
+STATIC_TOKEN_PREFIXES = identity.Prefixes(STATIC_TOKEN_PREFIX, STATIC_TOKEN_PREFIX)
+OIDC_PREFIXES = identity.Prefixes(OIDC_PREFIX, OIDC_PREFIX)
+
 
 @dataclass(frozen=True)
 class StaticToken:
@@ -40,9 +47,19 @@ def load_static_tokens(token_file: Path | None, tokens_env: str) -> list[StaticT
     return tokens
 
 
+def identity_claims(user: str, groups: list[str], prefixes: identity.Prefixes) -> dict[str, Any]:
+    """The mapped (prefixed) user and groups, or the reason the identity is refused."""
+    try:
+        mapped = identity.map_identity(user, groups, prefixes)
+    except identity.IdentityRefused as refused:
+        return {"username": "", "groups": [], identity.REFUSED_CLAIM: str(refused)}
+    return {"username": mapped.user, "groups": list(mapped.groups)}
+
+
 class StaticTokenVerifier(TokenVerifier):
-    def __init__(self, tokens: list[StaticToken]) -> None:
-        self._tokens = tokens
+    def __init__(self, tokens: list[StaticToken],
+                 prefixes: identity.Prefixes = STATIC_TOKEN_PREFIXES) -> None:
+        self._tokens, self._prefixes = tokens, prefixes
 
     async def verify_token(self, token: str) -> AccessToken | None:
         match = None
@@ -52,15 +69,17 @@ class StaticTokenVerifier(TokenVerifier):
         if match is None:
             return None
         return AccessToken(token=token, client_id=match.user, scopes=[], subject=match.user,
-                           claims={"iss": "static-token", "groups": list(match.groups)})
+                           claims={"iss": "static-token",
+                                   **identity_claims(match.user, list(match.groups), self._prefixes)})
 
 
 class JWTTokenVerifier(TokenVerifier):
     """Verifies signature (JWKS), issuer, audience and expiry; maps claims to user and groups."""
 
     def __init__(self, *, issuer: str, audience: str, jwks_url: str, username_claim: str = "sub",
-                 groups_claim: str = "groups") -> None:
-        self.issuer, self.audience = issuer, audience
+                 groups_claim: str = "groups",
+                 prefixes: identity.Prefixes = OIDC_PREFIXES) -> None:
+        self.issuer, self.audience, self._prefixes = issuer, audience, prefixes
         self.username_claim, self.groups_claim = username_claim, groups_claim
         self._jwks = jwt.PyJWKClient(jwks_url, cache_keys=True, lifespan=3600)
 
@@ -78,8 +97,8 @@ class JWTTokenVerifier(TokenVerifier):
         return AccessToken(token=token, client_id=str(claims.get("azp") or claims.get("client_id") or user),
                            scopes=str(claims.get("scope", "")).split(), expires_at=int(claims["exp"]),
                            subject=str(claims["sub"]), resource=self.audience,
-                           claims={"iss": claims["iss"], "username": user,
-                                   "groups": [str(g) for g in groups] if isinstance(groups, list) else []})
+                           claims={"iss": claims["iss"], **identity_claims(
+                               user, [str(g) for g in groups] if isinstance(groups, list) else [], self._prefixes)})
 
 
 class AnyOfVerifiers(TokenVerifier):

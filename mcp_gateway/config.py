@@ -7,6 +7,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mcp_gateway import identity
+from mcp_gateway.auth import OIDC_PREFIX, STATIC_TOKEN_PREFIX
+
 DEFAULT_PORT = 4204
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -32,10 +35,25 @@ class GatewayConfig:
     namespace_allow: tuple[str, ...] = field(default_factory=tuple)
     impersonate: bool = False
     watch_cache: bool = False
+    watch_cache_max_mirrors: int = 64
+    watch_cache_idle_seconds: float = 600.0
+    oidc_username_prefix: str = OIDC_PREFIX
+    oidc_groups_prefix: str = OIDC_PREFIX
+    token_username_prefix: str = STATIC_TOKEN_PREFIX
+    token_groups_prefix: str = STATIC_TOKEN_PREFIX
+    allow_any_host: bool = False
 
     @property
     def has_auth(self) -> bool:
         return bool(self.token_file or self.tokens_env or self.oidc_issuer)
+
+    @property
+    def oidc_prefixes(self) -> identity.Prefixes:
+        return identity.Prefixes.of(self.oidc_username_prefix, self.oidc_groups_prefix)
+
+    @property
+    def token_prefixes(self) -> identity.Prefixes:
+        return identity.Prefixes.of(self.token_username_prefix, self.token_groups_prefix)
 
 
 def parse_args(argv: list[str] | None = None) -> GatewayConfig:
@@ -54,11 +72,23 @@ def parse_args(argv: list[str] | None = None) -> GatewayConfig:
     parser.add_argument("--oidc-jwks-url", default=os.environ.get("CNPG_MCP_OIDC_JWKS_URL"))
     parser.add_argument("--oidc-username-claim", default="sub")
     parser.add_argument("--oidc-groups-claim", default="groups")
+    prefix_help = "prepended to every {} name from {} ('-' for none; names from a token never start with system:)"
+    parser.add_argument("--oidc-username-prefix", default=OIDC_PREFIX,
+                        help=prefix_help.format("user", "an OIDC token") + f" (default {OIDC_PREFIX!r})")
+    parser.add_argument("--oidc-groups-prefix", default=OIDC_PREFIX,
+                        help=prefix_help.format("group", "an OIDC token") + f" (default {OIDC_PREFIX!r})")
+    parser.add_argument("--token-username-prefix", default=STATIC_TOKEN_PREFIX,
+                        help=prefix_help.format("user", "a static token") + f" (default {STATIC_TOKEN_PREFIX!r})")
+    parser.add_argument("--token-groups-prefix", default=STATIC_TOKEN_PREFIX,
+                        help=prefix_help.format("group", "a static token") + f" (default {STATIC_TOKEN_PREFIX!r})")
     parser.add_argument("--insecure-no-auth", action="store_true",
                         help="serve HTTP without authentication (only allowed on a loopback address)")
     parser.add_argument("--allowed-host", action="append", default=[],
                         help="Host header allowed (repeatable; 'name:*' for any port)")
     parser.add_argument("--allowed-origin", action="append", default=[], help="Origin allowed (repeatable)")
+    parser.add_argument("--allow-any-host", action="store_true",
+                        help="serve HTTP on a non-loopback address without --allowed-host (no DNS-rebinding "
+                             "protection; only behind a proxy that checks Host itself)")
     parser.add_argument("--read-only", action="store_true", help="offer only the read tools")
     parser.add_argument("--disable-destructive", action="store_true", help="do not offer the delete tools")
     parser.add_argument("--namespace-allow", action="append", default=[],
@@ -68,6 +98,10 @@ def parse_args(argv: list[str] | None = None) -> GatewayConfig:
     parser.add_argument("--watch-cache", action="store_true",
                         help="serve reads from watch-backed mirrors (per namespace, started on first use) "
                              "instead of one API round trip per read; never used for impersonated calls")
+    parser.add_argument("--watch-cache-max-mirrors", type=int, default=64,
+                        help="most mirrors (one watch each) kept at once; the least recently read goes first")
+    parser.add_argument("--watch-cache-idle-seconds", type=float, default=600.0,
+                        help="a mirror not read for this long is stopped (its watch ends)")
     args = parser.parse_args(argv)
     config = GatewayConfig(
         transport=args.transport, host=args.host, port=args.port, kubeconfig=args.kubeconfig,
@@ -78,6 +112,10 @@ def parse_args(argv: list[str] | None = None) -> GatewayConfig:
         allowed_origins=tuple(args.allowed_origin), read_only=args.read_only,
         disable_destructive=args.disable_destructive, namespace_allow=tuple(args.namespace_allow),
         impersonate=args.impersonate, watch_cache=args.watch_cache,
+        watch_cache_max_mirrors=args.watch_cache_max_mirrors, watch_cache_idle_seconds=args.watch_cache_idle_seconds,
+        oidc_username_prefix=args.oidc_username_prefix, oidc_groups_prefix=args.oidc_groups_prefix,
+        token_username_prefix=args.token_username_prefix, token_groups_prefix=args.token_groups_prefix,
+        allow_any_host=args.allow_any_host,
     )
     problem = config_problem(config)
     if problem:
@@ -87,6 +125,15 @@ def parse_args(argv: list[str] | None = None) -> GatewayConfig:
 
 def config_problem(config: GatewayConfig) -> str | None:
     """Refuse configurations that would be unsafe; None when fine."""
+    if config.watch_cache_max_mirrors < 1 or config.watch_cache_idle_seconds <= 0:
+        return "--watch-cache-max-mirrors must be at least 1 and --watch-cache-idle-seconds positive"
+    for flag, prefix in [("--oidc-username-prefix", config.oidc_username_prefix),
+                         ("--oidc-groups-prefix", config.oidc_groups_prefix),
+                         ("--token-username-prefix", config.token_username_prefix),
+                         ("--token-groups-prefix", config.token_groups_prefix)]:
+        problem = identity.prefix_problem(prefix, flag)
+        if problem:
+            return problem
     if config.transport != "http":
         return None
     if config.oidc_issuer and not (config.oidc_audience and config.oidc_jwks_url):
@@ -96,6 +143,10 @@ def config_problem(config: GatewayConfig) -> str | None:
                 "(or --insecure-no-auth on a loopback address for local experiments)")
     if config.insecure_no_auth and config.host not in LOOPBACK:
         return "--insecure-no-auth is only allowed with --host 127.0.0.1, localhost or ::1"
+    if config.host not in LOOPBACK and not config.allowed_hosts and not config.allow_any_host:
+        return (f"HTTP on {config.host} needs a Host allow-list (DNS-rebinding protection): give --allowed-host "
+                "with the names clients use (e.g. --allowed-host 'cnpg-mcp.example.com:*'), or --allow-any-host "
+                "if a proxy in front checks Host")
     if config.impersonate and not config.has_auth:
         return "--impersonate needs authenticated users (--token-file, CNPG_MCP_TOKENS or OIDC)"
     return None

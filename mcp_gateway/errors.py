@@ -14,11 +14,14 @@ CONFLICT = "CONFLICT"
 FORBIDDEN = "FORBIDDEN"
 UNAUTHENTICATED = "UNAUTHENTICATED"
 NAMESPACE_NOT_ALLOWED = "NAMESPACE_NOT_ALLOWED"
+NAMESPACE_NOT_FOUND = "NAMESPACE_NOT_FOUND"
+IDENTITY_REFUSED = "IDENTITY_REFUSED"
 PASSWORD_NOT_ACCEPTED = "PASSWORD_NOT_ACCEPTED"
 REFUSED = "REFUSED"
 PRIVILEGE_ACK_REQUIRED = "PRIVILEGE_ACK_REQUIRED"
 API_ERROR = "API_ERROR"
-UNAVAILABLE = "UNAVAILABLE"
+UNAVAILABLE = "UNAVAILABLE"  # retryable: the Kubernetes API could not be reached or did not answer in time
+INTERNAL = "INTERNAL"
 
 
 def tool_error(code: str, message: str) -> ToolError:
@@ -53,5 +56,15 @@ def from_api_exception(exc: Any, doing: str) -> ToolError:
     if status == 422:
         return tool_error(INVALID_ARGUMENT, f"{doing}: the API server refused the request: {message}")
     if status == 0:
-        return tool_error(UNAVAILABLE, f"{doing}: the Kubernetes API is unreachable ({message}).")
+        return tool_error(UNAVAILABLE, f"{doing}: the Kubernetes API is unreachable ({message}). Retry later.")
+    if status in (429, 502, 503, 504):
+        return tool_error(UNAVAILABLE, f"{doing}: the Kubernetes API is busy or failing ({status}: {message}). "
+                                       "Retry later.")
     return tool_error(API_ERROR, f"{doing}: Kubernetes API error {status}: {message}")
+
+
+def from_transport_exception(exc: BaseException, doing: str) -> ToolError:
+    """A connection failure or timeout talking to the Kubernetes API: retryable."""
+    reason = str(getattr(exc, "reason", "") or exc) or type(exc).__name__
+    return tool_error(UNAVAILABLE, f"{doing}: the Kubernetes API could not be reached ({type(exc).__name__}: "
+                                   f"{reason[:300]}). This is retryable: try again shortly.")

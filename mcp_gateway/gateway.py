@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import logging
 import re
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
@@ -10,12 +11,15 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import anyio
+import urllib3
 from kubernetes.client.exceptions import ApiException
+from mcp.server.mcpserver.exceptions import ToolError
 
 from mcp_gateway import errors, identity
 from mcp_gateway.config import GatewayConfig
 from mcp_gateway.k8s import Kube
 
+log = logging.getLogger(__name__)
 T1 = TypeVar("T1")
 T2 = TypeVar("T2")
 _NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -47,13 +51,21 @@ class Gateway:
 
     @asynccontextmanager
     async def acting(self, doing: str) -> AsyncIterator[None]:
-        """Runs a tool's API calls as the caller (with --impersonate) and maps API errors to tool errors."""
+        """Runs a tool's API calls as the caller (with --impersonate); every failure leaves with a stable code."""
         who = identity.caller() if self.config.impersonate else None
         token = identity.impersonate(who)
         try:
             yield
+        except ToolError:
+            raise
         except ApiException as exc:
             raise errors.from_api_exception(exc, doing) from exc
+        except (urllib3.exceptions.HTTPError, OSError) as exc:  # refused, reset, DNS, TLS, timeouts
+            raise errors.from_transport_exception(exc, doing) from exc
+        except Exception as exc:  # a bug or an unexpected answer: still a coded error, details in the log
+            log.exception("%s failed", doing)
+            raise errors.tool_error(errors.INTERNAL, f"{doing}: unexpected {type(exc).__name__}; "
+                                                     "the gateway log has the details.") from exc
         finally:
             identity.reset(token)
 

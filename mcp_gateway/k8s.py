@@ -7,7 +7,9 @@ intents; writes are restricted to the three intent kinds by construction: `write
 
 from __future__ import annotations
 
+import logging
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -15,16 +17,75 @@ from typing import Any, TypeVar
 import anyio
 import urllib3
 from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+from kubernetes.config.incluster_config import SERVICE_TOKEN_FILENAME
 
 from cnpg_mcp_api import constants
-from mcp_gateway import identity
-from mcp_gateway.watch_cache import Mirror, WatchCache
+from mcp_gateway import errors, identity
+from mcp_gateway.watch_cache import Mirror, NamespaceNotFound, WatchCache
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 INTENT_PLURALS = (constants.CLUSTER_REQUEST_PLURAL, constants.ROLE_REQUEST_PLURAL,
                   constants.DATABASE_REQUEST_PLURAL)
 _GROUP_SEPARATOR = "\n"  # never valid inside a header value, so safe to split on
 REQUEST_TIMEOUT = 30
+READY_TTL = 10.0  # /readyz answers from what the gateway last saw for this long: no API call per probe
+DEFAULT_KUBECONFIG = "~/.kube/config"
+
+
+class NoCredentials(RuntimeError):
+    """Neither a usable kubeconfig nor in-cluster credentials: the message says what was looked for."""
+
+
+def _from_kubeconfig(source: str) -> Any:
+    try:
+        return config.new_client_from_config(config_file=source)
+    except Exception as exc:  # malformed file, no current context, missing certificate: one clear line
+        reason = " ".join(str(exc).split())
+        raise NoCredentials(f"kubeconfig {source} is not usable: {reason}") from exc
+
+
+def api_client_from_environment(kubeconfig: str | None) -> Any:
+    """--kubeconfig or $KUBECONFIG (files separated by the path separator), in-cluster, then ~/.kube/config."""
+    source = kubeconfig or os.environ.get("KUBECONFIG") or ""
+    files = [f for f in source.split(os.pathsep) if f]
+    if any(Path(f).expanduser().is_file() for f in files):
+        return _from_kubeconfig(source)
+    if os.environ.get("KUBERNETES_SERVICE_HOST"):
+        configuration = client.Configuration()
+        try:
+            config.load_incluster_config(client_configuration=configuration)
+        except config.ConfigException as exc:
+            raise NoCredentials(f"in-cluster credentials are not usable: {exc}") from exc
+        return client.ApiClient(configuration)
+    default = Path(DEFAULT_KUBECONFIG).expanduser()
+    if not files and default.is_file():
+        return _from_kubeconfig(str(default))
+    looked = (f"kubeconfig {', '.join(files)} ({'--kubeconfig' if kubeconfig else 'KUBECONFIG'}): not found"
+              if files else f"KUBECONFIG: not set; {default}: not found")
+    raise NoCredentials(
+        f"no Kubernetes credentials: {looked}; in-cluster service account: KUBERNETES_SERVICE_HOST not set "
+        f"(token {SERVICE_TOKEN_FILENAME} {'present' if Path(SERVICE_TOKEN_FILENAME).exists() else 'absent'}). "
+        "Give --kubeconfig or set KUBECONFIG to a kubeconfig file.")
+
+
+class Readiness:
+    """The last thing learnt about the API server (a call that answered, or a connection failure). Pure logic."""
+
+    def __init__(self, ttl: float = READY_TTL, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl, self._clock = ttl, clock
+        self._seen: tuple[float, bool] | None = None
+
+    def record(self, reachable: bool) -> None:
+        self._seen = (self._clock(), reachable)
+
+    def fresh(self) -> bool | None:
+        """The recent observation, or None when there is none within the TTL (a check is due)."""
+        if self._seen is None or self._clock() - self._seen[0] >= self.ttl:
+            return None
+        return self._seen[1]
 
 
 def _multi_value_headers(request: Callable[..., Any]) -> Callable[..., Any]:
@@ -42,24 +103,37 @@ def _multi_value_headers(request: Callable[..., Any]) -> Callable[..., Any]:
 
 
 class Kube:
-    def __init__(self, api_client: Any, *, watch_cache: bool = False) -> None:
+    def __init__(self, api_client: Any, *, watch_cache: bool = False, max_mirrors: int = 64,
+                 idle_seconds: float = 600.0) -> None:
         self.api_client = api_client
         pool = api_client.rest_client.pool_manager
         pool.request = _multi_value_headers(pool.request)
         self.custom = client.CustomObjectsApi(api_client)
         self.core = client.CoreV1Api(api_client)
-        self.cache = WatchCache(self.custom.list_namespaced_custom_object) if watch_cache else None
+        self.readiness = Readiness()
+        self._readiness_check = anyio.Lock()
+        self.cache = WatchCache(self.custom.list_namespaced_custom_object, namespace_exists=self._namespace_exists,
+                                max_mirrors=max_mirrors, idle_seconds=idle_seconds) if watch_cache else None
 
     @classmethod
-    def connect(cls, kubeconfig: str | None = None, *, watch_cache: bool = False) -> Kube:
-        path = kubeconfig or os.environ.get("KUBECONFIG")
-        if path and Path(path).exists():
-            return cls(config.new_client_from_config(config_file=path), watch_cache=watch_cache)
-        if os.environ.get("KUBERNETES_SERVICE_HOST"):
-            configuration = client.Configuration()
-            config.load_incluster_config(client_configuration=configuration)
-            return cls(client.ApiClient(configuration), watch_cache=watch_cache)
-        return cls(config.new_client_from_config(), watch_cache=watch_cache)
+    def connect(cls, kubeconfig: str | None = None, *, watch_cache: bool = False, max_mirrors: int = 64,
+                idle_seconds: float = 600.0) -> Kube:
+        """NoCredentials when neither a kubeconfig nor in-cluster credentials are usable."""
+        return cls(api_client_from_environment(kubeconfig), watch_cache=watch_cache, max_mirrors=max_mirrors,
+                   idle_seconds=idle_seconds)
+
+    def _namespace_exists(self, namespace: str) -> bool:
+        """Checked before a mirror starts there. Without the right to read namespaces we cannot tell: yes."""
+        try:
+            self.core.read_namespace(namespace, _request_timeout=REQUEST_TIMEOUT)
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            if exc.status in (401, 403):
+                log.warning("cannot read namespace %s (%s): mirrors start without checking it", namespace, exc.status)
+                return True
+            raise
+        return True
 
     def close(self) -> None:
         if self.cache is not None:
@@ -71,7 +145,11 @@ class Kube:
         if self.cache is None or identity.impersonated() is not None:
             return None
         cache = self.cache
-        return await anyio.to_thread.run_sync(lambda: cache.mirror((group, version, plural, namespace)))
+        try:
+            return await anyio.to_thread.run_sync(lambda: cache.mirror((group, version, plural, namespace)))
+        except NamespaceNotFound as exc:
+            raise errors.tool_error(errors.NAMESPACE_NOT_FOUND, f"namespace {namespace!r} does not exist. Check "
+                                    "the name (kubectl get namespaces lists them).") from exc
 
     def _remember(self, plural: str, namespace: str, obj: dict[str, Any]) -> None:
         """Read-your-writes: fold our own write into the mirror at once."""
@@ -95,7 +173,16 @@ class Kube:
         if headers:
             kwargs["_headers"] = headers
         kwargs.setdefault("_request_timeout", REQUEST_TIMEOUT)
-        return await anyio.to_thread.run_sync(lambda: fn(*args, **kwargs))
+        try:
+            result = await anyio.to_thread.run_sync(lambda: fn(*args, **kwargs))
+        except ApiException:
+            self.readiness.record(True)  # it answered
+            raise
+        except (urllib3.exceptions.HTTPError, OSError):
+            self.readiness.record(False)
+            raise
+        self.readiness.record(True)
+        return result
 
     # ------------------------------------------------------------------ reads
     async def get(self, group: str, version: str, plural: str, namespace: str, name: str) -> dict[str, Any]:
@@ -105,8 +192,6 @@ class Kube:
 
     async def get_or_none(self, group: str, version: str, plural: str, namespace: str,
                           name: str) -> dict[str, Any] | None:
-        from kubernetes.client.exceptions import ApiException  # noqa: PLC0415
-
         mirror = await self._mirror(group, version, plural, namespace)
         if mirror is not None:
             return mirror.get(name)
@@ -150,11 +235,24 @@ class Kube:
         return events[:limit]
 
     async def reachable(self) -> bool:
+        """Asks the API server now (one call)."""
         try:
             await anyio.to_thread.run_sync(lambda: client.VersionApi(self.api_client).get_code(_request_timeout=5))
         except Exception:  # any failure means "not ready"
             return False
         return True
+
+    async def ready(self) -> bool:
+        """For /readyz: what the gateway saw in the last READY_TTL seconds, else one check shared by all askers."""
+        seen = self.readiness.fresh()
+        if seen is not None:
+            return seen
+        async with self._readiness_check:
+            seen = self.readiness.fresh()  # another asker may just have checked
+            if seen is None:
+                seen = await self.reachable()
+                self.readiness.record(seen)
+            return seen
 
     # ------------------------------------------------------------------ writes: intents only
     async def write_intent(self, plural: str, namespace: str, body: dict[str, Any], *,

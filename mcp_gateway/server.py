@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import json
+
 from mcp.server import MCPServer
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import TokenVerifier
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.caching import CacheHint
 from mcp.server.transport_security import TransportSecuritySettings
 from pydantic import AnyHttpUrl
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from mcp_gateway import auth
+from mcp_gateway import auth, errors, identity
 from mcp_gateway.config import GatewayConfig
 from mcp_gateway.gateway import Gateway
 from mcp_gateway.k8s import Kube
@@ -32,18 +37,21 @@ def _verifier(config: GatewayConfig) -> TokenVerifier | None:
     verifiers: list[TokenVerifier] = []
     static = auth.load_static_tokens(config.token_file, config.tokens_env)
     if static:
-        verifiers.append(auth.StaticTokenVerifier(static))
+        verifiers.append(auth.StaticTokenVerifier(static, config.token_prefixes))
     if config.oidc_issuer and config.oidc_audience and config.oidc_jwks_url:
         verifiers.append(auth.JWTTokenVerifier(
             issuer=config.oidc_issuer, audience=config.oidc_audience, jwks_url=config.oidc_jwks_url,
-            username_claim=config.oidc_username_claim, groups_claim=config.oidc_groups_claim))
+            username_claim=config.oidc_username_claim, groups_claim=config.oidc_groups_claim,
+            prefixes=config.oidc_prefixes))
     if not verifiers:
         return None
     return verifiers[0] if len(verifiers) == 1 else auth.AnyOfVerifiers(verifiers)
 
 
 def build_server(config: GatewayConfig, kube: Kube | None = None) -> MCPServer:
-    kube = kube or Kube.connect(config.kubeconfig, watch_cache=config.watch_cache)
+    kube = kube or Kube.connect(config.kubeconfig, watch_cache=config.watch_cache,
+                                max_mirrors=config.watch_cache_max_mirrors,
+                                idle_seconds=config.watch_cache_idle_seconds)
     gateway = Gateway(config=config, kube=kube, default_namespace=infer_default_namespace(config.kubeconfig))
     verifier = _verifier(config) if config.transport == "http" else None
     settings = None
@@ -63,7 +71,7 @@ def build_server(config: GatewayConfig, kube: Kube | None = None) -> MCPServer:
         return JSONResponse({"status": "ok"})
 
     async def readyz(_: Request) -> JSONResponse:
-        ready = await gateway.kube.reachable()
+        ready = await gateway.kube.ready()  # cached: probes cost no API call each
         return JSONResponse({"status": "ok" if ready else "kubernetes API unreachable"},
                             status_code=200 if ready else 503)
 
@@ -74,10 +82,34 @@ def build_server(config: GatewayConfig, kube: Kube | None = None) -> MCPServer:
     return mcp
 
 
+class RefuseReservedIdentities:
+    """403 `IDENTITY_REFUSED` for a valid token that names a `system:` user or group (runs after authentication)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        user = scope.get("user") if scope["type"] == "http" else None
+        refused = (user.access_token.claims or {}).get(identity.REFUSED_CLAIM) \
+            if isinstance(user, AuthenticatedUser) else None
+        if not refused:
+            await self.app(scope, receive, send)
+            return
+        body = json.dumps({"error": errors.IDENTITY_REFUSED,
+                           "error_description": f"[{errors.IDENTITY_REFUSED}] {refused}; the gateway never acts as "
+                                                "a built-in Kubernetes identity"}).encode()
+        await send({"type": "http.response.start", "status": 403,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+
 def http_app(mcp: MCPServer, config: GatewayConfig) -> Starlette:
     security = None
     if config.allowed_hosts or config.allowed_origins:
         security = TransportSecuritySettings(enable_dns_rebinding_protection=True,
                                              allowed_hosts=list(config.allowed_hosts),
                                              allowed_origins=list(config.allowed_origins))
-    return mcp.streamable_http_app(transport_security=security, host=config.host)
+    app = mcp.streamable_http_app(transport_security=security, host=config.host)
+    # Innermost middleware: it runs after the SDK's authentication has put the verified token on the request.
+    app.user_middleware.append(Middleware(RefuseReservedIdentities))
+    return app

@@ -5,12 +5,20 @@ resourceVersion that keeps the mirror current (re-listing after 410 Gone or any 
 own writes are applied to the mirror at once, so a tool reads what it just wrote. Mirrors are only
 used for the gateway's own identity: impersonated calls always go to the API server, so the user's
 RBAC decides what they may read.
+
+Mirrors are bounded, so no caller can make the gateway hold an unbounded number of watches: a mirror
+starts only in a namespace that exists (namespaces outside --namespace-allow never get this far), at
+most `max_mirrors` run at once (the least recently read is stopped first), and a mirror not read for
+`idle_seconds` is stopped. Stopping a mirror ends its watch thread at once (its stream is shut down).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
+import time
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -38,6 +46,7 @@ class Mirror:
         self._listed = threading.Event()
         self._stopped = threading.Event()
         self._error: Exception | None = None
+        self._response: Any = None  # the open watch response, so stop() can interrupt a blocking read
         self._thread = threading.Thread(target=self._run, name=f"mirror-{'/'.join(key)}", daemon=True)
         self._thread.start()
 
@@ -68,11 +77,31 @@ class Mirror:
                 self._items[name] = obj
 
     def stop(self) -> None:
+        """Stop the watch thread now, even while it waits for the next event."""
         self._stopped.set()
+        self._interrupt(self._response)
+
+    def _interrupt(self, response: Any) -> None:
+        if response is not None:
+            try:  # makes the watch thread's blocking read return at once
+                response.shutdown()
+            except Exception:  # already closed: nothing to interrupt
+                log.debug("watch of %s already closed", "/".join(self.key))
+
+    def _open_watch(self, *args: Any, **kwargs: Any) -> Any:
+        """The lister, keeping the watch response; a stop that raced with opening it is honoured here."""
+        response = self._response = self._lister(*args, **kwargs)
+        if self._stopped.is_set():
+            self._interrupt(response)
+        return response
 
     @property
     def stopped(self) -> bool:
         return self._stopped.is_set()
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
 
     def _relist(self) -> str:
         group, version, plural, namespace = self.key
@@ -89,7 +118,12 @@ class Mirror:
                 self._error = None
                 self._listed.set()
                 stream = watch.Watch()
-                for event in stream.stream(self._lister, group, version, namespace, plural,
+
+                def opener(*args: Any, **kwargs: Any) -> Any:
+                    return self._open_watch(*args, **kwargs)
+
+                functools.update_wrapper(opener, self._lister)  # Watch reads the lister's signature and doc
+                for event in stream.stream(opener, group, version, namespace, plural,
                                            resource_version=resource_version, allow_watch_bookmarks=True,
                                            timeout_seconds=WATCH_SECONDS):
                     if self._stopped.is_set():
@@ -110,23 +144,83 @@ class Mirror:
                     log.warning("watch of %s failed (%s); re-listing", "/".join(self.key), exc.status)
                     self._stopped.wait(1.0)
             except Exception as exc:  # network trouble: list again after a pause
+                if self._stopped.is_set():
+                    return
                 self._error = exc
                 self._listed.set()
                 log.warning("watch of %s interrupted (%s); re-listing", "/".join(self.key), type(exc).__name__)
                 self._stopped.wait(1.0)
 
 
+class MirrorBook:
+    """Which mirrors to keep: least recently read first out over `capacity`, idle ones expire. Pure logic."""
+
+    def __init__(self, capacity: int, idle_seconds: float) -> None:
+        self.capacity, self.idle_seconds = capacity, idle_seconds
+        self._last_read: OrderedDict[Key, float] = OrderedDict()
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._last_read
+
+    def __len__(self) -> int:
+        return len(self._last_read)
+
+    def touch(self, key: Key, now: float) -> list[Key]:
+        """Record a read of `key`; returns the keys to stop to stay within capacity (never `key`)."""
+        self._last_read[key] = now
+        self._last_read.move_to_end(key)
+        evicted: list[Key] = []
+        while len(self._last_read) > self.capacity:
+            oldest, _ = self._last_read.popitem(last=False)
+            evicted.append(oldest)
+        return evicted
+
+    def expire(self, now: float) -> list[Key]:
+        """Forget and return the keys not read for `idle_seconds`."""
+        idle = [key for key, last in self._last_read.items() if now - last >= self.idle_seconds]
+        for key in idle:
+            del self._last_read[key]
+        return idle
+
+
+class NamespaceNotFound(LookupError):
+    def __init__(self, namespace: str) -> None:
+        super().__init__(namespace)
+        self.namespace = namespace
+
+
 class WatchCache:
-    def __init__(self, lister: Callable[..., Any]) -> None:
-        self._lister = lister
+    def __init__(self, lister: Callable[..., Any], *, namespace_exists: Callable[[str], bool] | None = None,
+                 max_mirrors: int = 64, idle_seconds: float = 600.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._lister, self._namespace_exists, self._clock = lister, namespace_exists, clock
         self._mirrors: dict[Key, Mirror] = {}
+        self._book = MirrorBook(max_mirrors, idle_seconds)
         self._lock = threading.Lock()
+        self._closed = threading.Event()
+        self._reaper: threading.Thread | None = None
 
     def mirror(self, key: Key) -> Mirror:
+        """The mirror for `key`, started if needed; NamespaceNotFound if its namespace does not exist."""
+        with self._lock:
+            found = self._mirrors.get(key)
+            live = found is not None and not found.stopped
+            namespace_known = any(k[3] == key[3] and not m.stopped for k, m in self._mirrors.items())
+        if not live and not namespace_known and self._namespace_exists is not None \
+                and not self._namespace_exists(key[3]):
+            raise NamespaceNotFound(key[3])
+        to_stop: list[Mirror] = []
         with self._lock:
             found = self._mirrors.get(key)
             if found is None or found.stopped:
                 found = self._mirrors[key] = Mirror(self._lister, key)
+            now = self._clock()
+            for gone in self._book.touch(key, now) + self._book.expire(now):
+                if gone != key and gone in self._mirrors:
+                    to_stop.append(self._mirrors.pop(gone))
+            self._start_reaper()
+        for mirror in to_stop:
+            mirror.stop()
         found.wait_listed()
         return found
 
@@ -134,7 +228,31 @@ class WatchCache:
         with self._lock:
             return self._mirrors.get(key)
 
+    def running_keys(self) -> list[Key]:
+        with self._lock:
+            return [key for key, mirror in self._mirrors.items() if not mirror.stopped]
+
+    def sweep(self) -> list[Key]:
+        """Stop the mirrors idle for too long; returns their keys."""
+        with self._lock:
+            expired = [key for key in self._book.expire(self._clock()) if key in self._mirrors]
+            stopping = [self._mirrors.pop(key) for key in expired]
+        for mirror in stopping:
+            mirror.stop()
+        return expired
+
+    def _start_reaper(self) -> None:
+        if self._reaper is None:
+            self._reaper = threading.Thread(target=self._reap, name="mirror-reaper", daemon=True)
+            self._reaper.start()
+
+    def _reap(self) -> None:
+        interval = min(30.0, max(0.05, self._book.idle_seconds / 4))
+        while not self._closed.wait(interval):
+            self.sweep()
+
     def stop(self) -> None:
+        self._closed.set()
         with self._lock:
             for mirror in self._mirrors.values():
                 mirror.stop()

@@ -11,6 +11,7 @@ import psycopg
 from kubernetes import client
 from mcp.types import CallToolResult
 
+from cnpg_mcp_api import constants
 from devcluster.controlplane import ControlPlane
 from devcluster.postgres import PostgresServer
 from mcp_gateway.config import GatewayConfig
@@ -62,3 +63,19 @@ def database_owner(postgres: PostgresServer, database: str) -> str | None:
 def as_json(result: CallToolResult) -> dict[str, Any]:
     loaded: dict[str, Any] = json.loads(text(result))
     return loaded
+
+
+def bind_intent_editor(k8s: Any, namespace: str, group: str) -> None:
+    """Let `group` (as Kubernetes sees it, prefix included) edit intents and read CNPG objects in `namespace`."""
+    rbac = client.RbacAuthorizationV1Api(k8s)
+    rbac.create_namespaced_role(namespace, {"metadata": {"name": "intent-editor"}, "rules": [
+        {"apiGroups": [constants.GROUP], "resources": ["pgclusterrequests", "pgrolerequests", "pgdatabaserequests"],
+         "verbs": ["get", "list", "watch", "create", "patch", "delete"]},
+        {"apiGroups": [constants.CNPG_GROUP], "resources": ["clusters", "databases", "databaseroles"],
+         "verbs": ["get", "list", "watch"]},
+    ]})
+    rbac.create_namespaced_role_binding(namespace, {
+        "metadata": {"name": "intent-editors"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "intent-editor"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": group}],
+    })

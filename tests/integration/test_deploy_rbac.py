@@ -240,7 +240,7 @@ async def test_impersonating_gateway_acts_as_the_user(
     rbac.create_namespaced_role_binding(namespace, {
         "metadata": {"name": "alice-edits-intents"},
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cnpg-mcp-gateway"},
-        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "alice"}]})
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "token:alice"}]})
     tokens = tmp_path / "tokens"
     tokens.write_text("alice-token,alice\nbob-token,bob\n")
     gateway_identity = token_kubeconfig(control_plane, k8s, NAMESPACE, "cnpg-mcp-gateway", tmp_path / "gw")
@@ -256,7 +256,7 @@ async def test_impersonating_gateway_acts_as_the_user(
                                                                "namespace": namespace, "dry_run": False}))
     created = intents.get("PgClusterRequest", namespace, "alice-db")
     assert created is not None
-    assert created["metadata"]["annotations"][constants.REQUESTED_BY_ANNOTATION] == "alice"
+    assert created["metadata"]["annotations"][constants.REQUESTED_BY_ANNOTATION] == "token:alice"
 
 
 def rendered(control_plane: ControlPlane, overlay: str) -> list[dict[str, Any]]:

@@ -18,7 +18,6 @@ import jwt
 import pytest
 import uvicorn
 from cryptography.hazmat.primitives.asymmetric import rsa
-from kubernetes import client
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
@@ -28,7 +27,7 @@ from mcp_gateway.config import GatewayConfig
 from mcp_gateway.k8s import Kube
 from mcp_gateway.server import build_server, http_app
 from tests.integration.conftest import Intents, OperatorProcess
-from tests.integration.gateway_helpers import error, ok
+from tests.integration.gateway_helpers import bind_intent_editor, error, ok
 
 pytestmark = pytest.mark.anyio
 ISSUER, AUDIENCE = "https://idp.example.test", "https://cnpg-mcp.example.test/mcp"
@@ -40,7 +39,7 @@ def anyio_backend() -> str:
 
 
 async def serve(config: GatewayConfig, control_plane: ControlPlane) -> AsyncIterator[str]:
-    server = build_server(config, Kube.connect(str(control_plane.kubeconfig)))
+    server = build_server(config, Kube.connect(config.kubeconfig or str(control_plane.kubeconfig)))
     uv = uvicorn.Server(uvicorn.Config(http_app(server, config), host=config.host, port=config.port,
                                        log_level="warning"))
     async with anyio.create_task_group() as tasks:
@@ -151,18 +150,8 @@ async def test_impersonation_uses_the_callers_rights_and_records_who_asked(
     control_plane: ControlPlane, operator: OperatorProcess, k8s: Any, namespace: str, tmp_path: Path,
     intents: Intents,
 ) -> None:
-    rbac = client.RbacAuthorizationV1Api(k8s)
-    rbac.create_namespaced_role(namespace, {"metadata": {"name": "intent-editor"}, "rules": [
-        {"apiGroups": [constants.GROUP], "resources": ["pgclusterrequests", "pgrolerequests", "pgdatabaserequests"],
-         "verbs": ["get", "list", "watch", "create", "patch", "delete"]},
-        {"apiGroups": [constants.CNPG_GROUP], "resources": ["clusters", "databases", "databaseroles"],
-         "verbs": ["get", "list", "watch"]},
-    ]})
-    rbac.create_namespaced_role_binding(namespace, {
-        "metadata": {"name": "dba-team"},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "intent-editor"},
-        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "dba"}],
-    })
+    # Token names reach Kubernetes with the gateway's prefix (default "token:" for static tokens).
+    bind_intent_editor(k8s, namespace, "token:dba")
     token_file = tmp_path / "tokens"
     # alice is in "dba" only as her second group: every group must reach the API server.
     token_file.write_text("alice-token,alice,everyone|dba\nmallory-token,mallory,everyone\n")
@@ -181,7 +170,7 @@ async def test_impersonation_uses_the_callers_rights_and_records_who_asked(
                                                                "namespace": namespace}))
     created = intents.get("PgClusterRequest", namespace, "imp-db")
     assert created is not None
-    assert created["metadata"]["annotations"][constants.REQUESTED_BY_ANNOTATION] == "alice"
+    assert created["metadata"]["annotations"][constants.REQUESTED_BY_ANNOTATION] == "token:alice"
 
 
 def test_http_without_authentication_refuses_to_start(control_plane: ControlPlane) -> None:

@@ -86,8 +86,8 @@ def test_token_file_parsing_and_verification() -> None:
         ("abc", "token-3", ()), ("def", "alice", ()), ("ghi", "bob", ("dev", "ops"))]
     verifier = auth.StaticTokenVerifier(tokens)
     found = anyio.run(verifier.verify_token, "ghi")
-    assert found is not None and found.subject == "bob" and found.claims == {"iss": "static-token",
-                                                                             "groups": ["dev", "ops"]}
+    assert found is not None and found.subject == "bob" and found.claims == {
+        "iss": "static-token", "username": "token:bob", "groups": ["token:dev", "token:ops"]}
     assert anyio.run(verifier.verify_token, "nope") is None
 
 
