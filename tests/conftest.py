@@ -68,7 +68,7 @@ def cnpg_simulator(
     postgres: PostgresServer,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[subprocess.Popen[bytes]]:
-    from devcluster.cnpg_simulator import launch_simulator, stop_simulator  # noqa: PLC0415
+    from devcluster.simulator import launch_simulator, stop_simulator  # noqa: PLC0415
 
     log_path = tmp_path_factory.mktemp("simulator") / "cnpg-simulator.log"
     try:

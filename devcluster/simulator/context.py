@@ -1,0 +1,91 @@
+"""The handler contract: what every kind module gets (Context) and must provide (Handler, WatchSpec).
+
+The runtime (runtime.py) owns the watches, the work queue, backoff and failure isolation; handlers
+never sleep or retry themselves: they return False (or raise) and the queue retries them later.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+from kubernetes import client
+
+from devcluster.simulator.common import GROUP, VERSION, Json, Key
+
+if TYPE_CHECKING:
+    from devcluster.simulator.kube import Kube
+    from devcluster.simulator.logs import LogStore
+    from devcluster.simulator.pg import Postgres
+
+ListFactory = Callable[[Any], tuple[Callable[..., Any], Json]]
+EventHandler = Callable[[str, Json], None]
+
+
+@dataclass(frozen=True)
+class WatchSpec:
+    """A list+watch the runtime keeps open. `replay`: hand the listed objects to `handle` as ADDED."""
+
+    name: str
+    factory: ListFactory  # ApiClient → (list function, its kwargs)
+    handle: EventHandler
+    replay: bool = True
+
+
+def custom_objects(plural: str) -> ListFactory:
+    """Watch a CNPG kind in every namespace."""
+    def factory(api: Any) -> tuple[Callable[..., Any], Json]:
+        return client.CustomObjectsApi(api).list_cluster_custom_object, {
+            "group": GROUP, "version": VERSION, "plural": plural}
+    return factory
+
+
+class References:
+    """Which queue keys depend on which named object (Secret, Cluster) of their namespace."""
+
+    def __init__(self) -> None:
+        self._users: dict[tuple[str, str], set[Key]] = {}
+        self._lock = threading.Lock()
+
+    def remember(self, key: Key, refs: Iterable[str]) -> None:
+        with self._lock:
+            for users in self._users.values():
+                users.discard(key)
+            for ref in refs:
+                self._users.setdefault((key[1], ref), set()).add(key)
+
+    def users_of(self, namespace: str, name: str) -> list[Key]:
+        with self._lock:
+            return list(self._users.get((namespace, name), ()))
+
+
+@dataclass
+class Context:
+    """What handlers share: API access, the shared PostgreSQL, the queue, dependency indexes, logs."""
+
+    kube: Kube
+    pg: Postgres
+    enqueue: Callable[[Key], None]
+    logs: LogStore
+    node_name: str
+    secret_users: References = field(default_factory=References)
+    cluster_users: References = field(default_factory=References)
+
+
+class Handler(Protocol):
+    """One CNPG (or Kubernetes) kind the simulation plays."""
+
+    kind: ClassVar[str]  # the first element of this handler's queue keys
+
+    def watches(self) -> Sequence[WatchSpec]:
+        """The list+watches that feed this handler (usually one, on its own kind)."""
+        ...
+
+    def reconcile(self, namespace: str, name: str) -> bool:
+        """Bring the world to what the object asks. True: done; False: retry later with backoff.
+
+        Idempotent; may raise ApiException or psycopg.Error (also retried with backoff)."""
+        ...
+
