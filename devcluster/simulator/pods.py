@@ -180,8 +180,10 @@ class InstancePodHandler:
         if meta.get("deletionTimestamp"):
             # The container "stopped": confirm the deletion, as a kubelet does after the grace period.
             try:
-                core.delete_namespaced_pod(name, namespace, grace_period_seconds=0,
-                                           body={"preconditions": {"uid": meta["uid"]}})
+                # Options in the body (the API server reads them from there when a body is sent).
+                core.delete_namespaced_pod(name, namespace, body={
+                    "gracePeriodSeconds": 0, "preconditions": {"uid": meta["uid"]}})
+                log.info("Pod %s/%s stopped and deleted", namespace, name)
             except ApiException as exc:
                 if exc.status not in (404, 409):
                     raise
