@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import secrets
 import string
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, ClassVar, Literal
@@ -40,7 +40,7 @@ from devcluster.simulator.common import (
     pg_error_text,
     upsert_condition,
 )
-from devcluster.simulator.context import Context, WatchSpec, custom_objects
+from devcluster.simulator.context import ChangeFilter, Context, WatchSpec, custom_objects, spec_fingerprint
 from devcluster.simulator.databases import create_database_sql
 from devcluster.simulator.pods import ensure_instance_pods
 from devcluster.simulator.roles import DesiredRole, apply_role, desired_role, drop_role
@@ -230,6 +230,13 @@ def primary_instance(cluster: Mapping[str, Any]) -> str:
     return str(target) if target in names else names[0]
 
 
+def cluster_fingerprint(cluster: Mapping[str, Any]) -> Hashable:
+    """A switchover is asked for in the status (targetPrimary ≠ an existing currentPrimary): news too."""
+    status = cluster.get("status") or {}
+    current, target = status.get("currentPrimary"), status.get("targetPrimary")
+    return spec_fingerprint(cluster), target if current and target != current else None
+
+
 # ================================================================================= handler
 
 
@@ -239,6 +246,7 @@ class ClusterHandler:
     def __init__(self, ctx: Context) -> None:
         self._ctx = ctx
         self._generations: dict[tuple[str, str], int] = {}
+        self._changes = ChangeFilter(cluster_fingerprint)
 
     def watches(self) -> Sequence[WatchSpec]:
         return [WatchSpec("clusters", custom_objects(PLURAL), self._event)]
@@ -246,10 +254,8 @@ class ClusterHandler:
     def _event(self, event_type: str, obj: Json) -> None:
         meta = obj["metadata"]
         ref = (meta["namespace"], meta["name"])
-        if event_type == "DELETED":
-            self._ctx.kube.forget_writes(PLURAL, *ref)
-        elif self._ctx.kube.is_own_write(PLURAL, obj):
-            return  # the echo of our own status patch: nothing new to do
+        if not self._changes.is_news(event_type, obj):
+            return  # e.g. the echo of our own status patch
         self._ctx.enqueue((self.kind, *ref))
         generation = int(meta.get("generation", 0))
         changed = self._generations.get(ref) != generation
@@ -317,7 +323,7 @@ class ClusterHandler:
             body = app_secret_body(cluster, database, owner, generate_password())
             core = self._ctx.kube.core()
             self._ctx.kube.create_if_missing(partial(core.create_namespaced_secret, namespace, body),
-                                             f"Secret {namespace}/{secret_name}")
+                                             f"Secret {namespace}/{secret_name}", "secrets")
         try:
             password, version = self._ctx.kube.secret_password(namespace, secret_name)
         except LookupError as exc:

@@ -6,8 +6,9 @@ never sleep or retry themselves: they return False (or raise) and the queue retr
 
 from __future__ import annotations
 
+import json
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
@@ -61,6 +62,36 @@ class References:
             return list(self._users.get((namespace, name), ()))
 
 
+def spec_fingerprint(obj: Mapping[str, Any]) -> Hashable:
+    """What a change must touch to be news for a handler: not status (the simulator writes it)."""
+    meta = obj.get("metadata") or {}
+    return (meta.get("generation"), meta.get("deletionTimestamp"), tuple(meta.get("finalizers") or ()),
+            json.dumps(meta.get("labels") or {}, sort_keys=True),
+            json.dumps(meta.get("annotations") or {}, sort_keys=True))
+
+
+class ChangeFilter:
+    """Says whether a watch event brings news, so the echo of the simulator's own status writes does
+    not enqueue work again (a Cluster that keeps failing would otherwise never back off)."""
+
+    def __init__(self, fingerprint: Callable[[Mapping[str, Any]], Hashable] = spec_fingerprint) -> None:
+        self._fingerprint = fingerprint
+        self._seen: dict[tuple[str, str], Hashable] = {}
+        self._lock = threading.Lock()
+
+    def is_news(self, event_type: str, obj: Mapping[str, Any]) -> bool:
+        meta = obj.get("metadata") or {}
+        ref = (str(meta.get("namespace", "")), str(meta.get("name", "")))
+        with self._lock:
+            if event_type == "DELETED":
+                self._seen.pop(ref, None)
+                return True
+            fingerprint = self._fingerprint(obj)
+            previous = self._seen.get(ref)
+            self._seen[ref] = fingerprint
+        return event_type == "ADDED" or previous != fingerprint
+
+
 @dataclass
 class Context:
     """What handlers share: API access, the shared PostgreSQL, the queue, dependency indexes, logs."""
@@ -78,6 +109,8 @@ class Handler(Protocol):
     """One CNPG (or Kubernetes) kind the simulation plays."""
 
     kind: ClassVar[str]  # the first element of this handler's queue keys
+    # Optional `worker_group: ClassVar[str]` (default "operator"): handlers of one group share one
+    # worker and queue; only the "operator" group may touch PostgreSQL.
 
     def watches(self) -> Sequence[WatchSpec]:
         """The list+watches that feed this handler (usually one, on its own kind)."""

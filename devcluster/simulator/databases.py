@@ -11,7 +11,7 @@ import psycopg
 from psycopg import sql
 
 from devcluster.simulator.common import DATABASE_FINALIZER, Json, Key, crd_status, pg_error_text
-from devcluster.simulator.context import Context, WatchSpec, custom_objects
+from devcluster.simulator.context import ChangeFilter, Context, WatchSpec, custom_objects
 
 log = logging.getLogger("cnpg-simulator")
 PLURAL = "databases"
@@ -106,17 +106,14 @@ class DatabaseHandler:
 
     def __init__(self, ctx: Context) -> None:
         self._ctx = ctx
+        self._changes = ChangeFilter()
 
     def watches(self) -> Sequence[WatchSpec]:
         return [WatchSpec(PLURAL, custom_objects(PLURAL), self._event)]
 
     def _event(self, event_type: str, obj: Json) -> None:
-        meta = obj["metadata"]
-        if event_type == "DELETED":
-            self._ctx.kube.forget_writes(PLURAL, meta["namespace"], meta["name"])
-        elif self._ctx.kube.is_own_write(PLURAL, obj):
-            return
-        self._ctx.enqueue((self.kind, meta["namespace"], meta["name"]))
+        if self._changes.is_news(event_type, obj):
+            self._ctx.enqueue((self.kind, obj["metadata"]["namespace"], obj["metadata"]["name"]))
 
     def reconcile(self, namespace: str, name: str) -> bool:
         key: Key = (self.kind, namespace, name)

@@ -60,10 +60,6 @@ class Kube:
             kept = self._own_writes.get((plural, meta.get("namespace", ""), meta.get("name", "")))
             return kept is not None and str(meta.get("resourceVersion")) in kept
 
-    def forget_writes(self, plural: str, namespace: str, name: str) -> None:
-        with self._own_lock:
-            self._own_writes.pop((plural, namespace, name), None)
-
     def custom(self) -> Any:
         return client.CustomObjectsApi(self.api)
 
@@ -132,10 +128,13 @@ class Kube:
         self.remember_write(plural, updated)
         obj["metadata"] = updated["metadata"]
 
-    def create_if_missing(self, create: Callable[[], Any], what: str) -> None:
+    def create_if_missing(self, create: Callable[[], Any], what: str, plural: str | None = None) -> None:
+        """Creates; already there is fine. With `plural`, the creation's watch echo is ignored."""
         try:
-            create()
+            created = create()
             log.info("created %s", what)
+            if plural is not None:
+                self.remember_write(plural, to_dict(self.api, created))
         except ApiException as exc:
             # 409: already there; a terminating namespace accepts nothing new (and needs nothing).
             if exc.status != 409 and not is_namespace_terminating(exc):

@@ -145,6 +145,7 @@ class InstancePodHandler:
     """The kubelet of the simulator's Node: Pods bound to it become Running; deletions complete."""
 
     kind: ClassVar[str] = "pod"
+    worker_group: ClassVar[str] = "kubelet"  # a kubelet works beside the operator, not in its queue
 
     def __init__(self, ctx: Context) -> None:
         self._ctx = ctx

@@ -1,6 +1,8 @@
-"""The simulator's runtime: list+watch per handler, one work queue, one worker, failure isolation.
+"""The simulator's runtime: list+watch per handler, a work queue and a worker per worker group,
+failure isolation.
 
-One worker reconciles one key at a time (PostgreSQL never sees concurrent DDL from the simulator).
+The "operator" worker reconciles one CNPG key at a time (PostgreSQL never sees concurrent DDL from
+the simulator); the "kubelet" worker (Pod status, Pod deletion) runs beside it, as a kubelet does.
 Failure isolation: a key whose reconcile fails or raises is retried with exponential, capped backoff
 in the queue's retry lane, which only runs when no fresh work waits (workqueue.py); a reconcile
 cannot wait forever on PostgreSQL (lock and statement timeouts, pg.py); and the echo of the
@@ -36,28 +38,37 @@ WATCH_TIMEOUT_S = 240
 SLOW_RECONCILE_S = 5.0
 
 
+def worker_group(handler: Handler) -> str:
+    """Handlers of one group share a worker (one key at a time); the default group is "operator"."""
+    return str(getattr(handler, "worker_group", "operator"))
+
+
 class Simulator:
-    """Watches → one work queue → one worker that reconciles keys one at a time."""
+    """Watches → a work queue per worker group → its worker reconciles keys one at a time."""
 
     def __init__(self, kubeconfig: Path, pg: Postgres, namespaces: Sequence[str] | None,
                  kubelet_tls: KubeletTls) -> None:
         self._namespaces = list(namespaces) if namespaces else None
-        self.queue: WorkQueue[Key] = WorkQueue()
         self.kube = Kube(kubeconfig)
         self.logs = LogStore(pg.server.log_file)
-        self.ctx = Context(kube=self.kube, pg=pg, enqueue=self.queue.add, logs=self.logs, node_name=NODE_NAME)
+        self.ctx = Context(kube=self.kube, pg=pg, enqueue=self.enqueue, logs=self.logs, node_name=NODE_NAME)
         self.handlers: dict[str, Handler] = build_handlers(self.ctx)
+        self.queues: dict[str, WorkQueue[Key]] = {
+            group: WorkQueue() for group in sorted({worker_group(h) for h in self.handlers.values()})}
         self.kubelet = KubeletServer(self.logs, kubelet_tls)
         self.stopping = threading.Event()
 
     # ---------------------------------------------------------------------------- worker
-    def work(self) -> None:
-        while not self.stopping.is_set():
-            key = self.queue.get(timeout=1.0)
-            if key is not None:
-                self.process(key)
+    def enqueue(self, key: Key) -> None:
+        self.queues[worker_group(self.handlers[key[0]])].add(key)
 
-    def process(self, key: Key) -> bool:
+    def work(self, queue: WorkQueue[Key]) -> None:
+        while not self.stopping.is_set():
+            key = queue.get(timeout=1.0)
+            if key is not None:
+                self.process(queue, key)
+
+    def process(self, queue: WorkQueue[Key], key: Key) -> bool:
         """Reconciles one key; on failure schedules its retry. Never raises (the worker must live)."""
         kind, namespace, name = key
         started = time.monotonic()
@@ -75,11 +86,11 @@ class Simulator:
         if elapsed > SLOW_RECONCILE_S:
             log.warning("%s %s/%s: reconcile took %.1fs", kind, namespace, name, elapsed)
         if done:
-            self.queue.succeeded(key)
+            queue.succeeded(key)
             return True
-        delay = self.queue.failed(key)
+        delay = queue.failed(key)
         log.warning("%s %s/%s: not done%s; retry %d in %.1fs", kind, namespace, name,
-                    f" ({error})" if error else "", self.queue.failures(key), delay)
+                    f" ({error})" if error else "", queue.failures(key), delay)
         return False
 
     # --------------------------------------------------------------------------- watches
@@ -135,12 +146,15 @@ class Simulator:
             while not ready.wait(0.5):
                 if self.stopping.is_set():
                     return
-        worker = threading.Thread(target=self.work, name="worker", daemon=True)
-        worker.start()
+        workers = [threading.Thread(target=self.work, args=(queue,), name=f"worker-{group}", daemon=True)
+                   for group, queue in self.queues.items()]
+        for worker in workers:
+            worker.start()
         print(READY_LINE, flush=True)
         log.info("all watches established; kubelet endpoint on port %d", self.kubelet.port)
         self.stopping.wait()
         log.info("stopping")
-        worker.join(timeout=10)
+        for worker in workers:
+            worker.join(timeout=10)
         self.kubelet.stop()
         log.info("stopped")

@@ -26,8 +26,8 @@ class SecretHandler:
         return [WatchSpec("secrets", factory, self._event, replay=False)]
 
     def _event(self, event_type: str, obj: Json) -> None:
-        if event_type == "DELETED":
-            return
+        if event_type == "DELETED" or self._ctx.kube.is_own_write("secrets", obj):
+            return  # the Secret the simulator just created is already in use by its creator
         meta = obj["metadata"]
         for user in self._ctx.secret_users.users_of(meta["namespace"], meta["name"]):
             self._ctx.enqueue(user)
