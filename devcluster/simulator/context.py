@@ -122,3 +122,21 @@ class Handler(Protocol):
         Idempotent; may raise ApiException or psycopg.Error (also retried with backoff)."""
         ...
 
+
+
+class OwnKindHandler:
+    """Base of a handler for one CNPG kind whose changes (news only) enqueue the object itself."""
+
+    kind: ClassVar[str]
+    plural: ClassVar[str]
+
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+        self._changes = ChangeFilter()
+
+    def watches(self) -> Sequence[WatchSpec]:
+        return [WatchSpec(self.plural, custom_objects(self.plural), self._event)]
+
+    def _event(self, event_type: str, obj: Json) -> None:
+        if self._changes.is_news(event_type, obj):
+            self._ctx.enqueue((self.kind, obj["metadata"]["namespace"], obj["metadata"]["name"]))

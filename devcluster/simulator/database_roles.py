@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from typing import ClassVar
 
 import psycopg
@@ -17,26 +16,16 @@ from devcluster.simulator.common import (
     crd_status,
     pg_error_text,
 )
-from devcluster.simulator.context import ChangeFilter, Context, WatchSpec, custom_objects
+from devcluster.simulator.context import OwnKindHandler
 from devcluster.simulator.roles import DesiredRole, apply_role, desired_role, drop_role
 
 log = logging.getLogger("cnpg-simulator")
 PLURAL = "databaseroles"
 
 
-class DatabaseRoleHandler:
+class DatabaseRoleHandler(OwnKindHandler):
     kind: ClassVar[str] = "databaserole"
-
-    def __init__(self, ctx: Context) -> None:
-        self._ctx = ctx
-        self._changes = ChangeFilter()
-
-    def watches(self) -> Sequence[WatchSpec]:
-        return [WatchSpec(PLURAL, custom_objects(PLURAL), self._event)]
-
-    def _event(self, event_type: str, obj: Json) -> None:
-        if self._changes.is_news(event_type, obj):
-            self._ctx.enqueue((self.kind, obj["metadata"]["namespace"], obj["metadata"]["name"]))
+    plural: ClassVar[str] = PLURAL
 
     def reconcile(self, namespace: str, name: str) -> bool:
         key: Key = (self.kind, namespace, name)

@@ -11,7 +11,7 @@ import psycopg
 from psycopg import sql
 
 from devcluster.simulator.common import DATABASE_FINALIZER, Json, Key, crd_status, pg_error_text
-from devcluster.simulator.context import ChangeFilter, Context, WatchSpec, custom_objects
+from devcluster.simulator.context import OwnKindHandler
 
 log = logging.getLogger("cnpg-simulator")
 PLURAL = "databases"
@@ -101,19 +101,9 @@ def extension_sql(extension: Mapping[str, Any], installed: tuple[str, str] | Non
 
 
 
-class DatabaseHandler:
+class DatabaseHandler(OwnKindHandler):
     kind: ClassVar[str] = "database"
-
-    def __init__(self, ctx: Context) -> None:
-        self._ctx = ctx
-        self._changes = ChangeFilter()
-
-    def watches(self) -> Sequence[WatchSpec]:
-        return [WatchSpec(PLURAL, custom_objects(PLURAL), self._event)]
-
-    def _event(self, event_type: str, obj: Json) -> None:
-        if self._changes.is_news(event_type, obj):
-            self._ctx.enqueue((self.kind, obj["metadata"]["namespace"], obj["metadata"]["name"]))
+    plural: ClassVar[str] = PLURAL
 
     def reconcile(self, namespace: str, name: str) -> bool:
         key: Key = (self.kind, namespace, name)
