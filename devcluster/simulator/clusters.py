@@ -287,6 +287,8 @@ class ClusterHandler:
         ctx.kube.patch_status(PLURAL, cluster, cluster_status(
             cluster, roles_status=managed_roles_status(outcomes), app_secret_version=app_version,
             blocked_reason="; ".join(problems) or None, now=now_rfc3339()))
+        if problems:
+            log.warning("Cluster %s/%s: %s", namespace, name, "; ".join(problems)[:500])
         return not problems and not any(o.error for o in outcomes)
 
     def _ensure_services(self, cluster: Json) -> list[str]:
