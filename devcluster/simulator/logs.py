@@ -132,6 +132,10 @@ class LogStore:
                 known.entries.append(instance_line(datetime.now(UTC), pod, f"Instance is now {role}",
                                                    cluster=known.cluster))
 
+    def knows(self, namespace: str, pod: str) -> bool:
+        with self._lock:
+            return (namespace, pod) in self._pods
+
     def forget(self, namespace: str, pod: str) -> None:
         with self._lock:
             self._pods.pop((namespace, pod), None)

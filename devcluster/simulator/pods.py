@@ -165,7 +165,10 @@ class InstancePodHandler:
             if labels.get(CLUSTER_LABEL):  # CNPG recreates a deleted instance Pod
                 self._ctx.enqueue(("cluster", namespace, labels[CLUSTER_LABEL]))
             return
-        self._ctx.logs.set_primary(namespace, name, labels.get(INSTANCE_ROLE_LABEL) == ROLE_PRIMARY)
+        primary = labels.get(INSTANCE_ROLE_LABEL) == ROLE_PRIMARY
+        if is_running(pod) and not self._ctx.logs.knows(namespace, name):  # running before a restart
+            self._ctx.logs.started(namespace, name, labels.get(CLUSTER_LABEL, ""), primary=primary)
+        self._ctx.logs.set_primary(namespace, name, primary)
         if meta.get("deletionTimestamp") or not is_running(pod):
             self._ctx.enqueue((self.kind, namespace, name))
 

@@ -87,6 +87,11 @@ def test_instance_pods_follow_instances_switchover_and_deletion(k8s: Any, namesp
     wait_for(lambda: (p := running_pods(k8s, namespace, "pg-pods").get("pg-pods-1")) is not None
              and p.metadata.uid != old_uid, "pg-pods-1 recreated")
 
+    # Deleting the Cluster: the garbage collector deletes its Pods, the Node's kubelet completes it.
+    client.CustomObjectsApi(k8s).delete_namespaced_custom_object(GROUP, VERSION, namespace, "clusters", "pg-pods")
+    wait_for(lambda: not client.CoreV1Api(k8s).list_namespaced_pod(
+        namespace, label_selector="cnpg.io/cluster=pg-pods").items, "the instance Pods gone", timeout=60)
+
 
 def read_log_lines(k8s: Any, namespace: str, pod: str, **options: Any) -> list[dict[str, Any]]:
     text = client.CoreV1Api(k8s).read_namespaced_pod_log(pod, namespace, container="postgres", **options)
