@@ -189,3 +189,22 @@ def test_running_status_is_what_a_kubelet_reports() -> None:
 def test_registry_has_one_handler_per_kind() -> None:
     kinds = [handler.kind for handler in registry.HANDLER_TYPES]  # type: ignore[attr-defined]
     assert sorted(kinds) == ["cluster", "database", "databaserole", "pod", "secret"]
+
+
+# ------------------------------------------------------------------------- SQL identifiers
+
+
+def test_hyphenated_role_and_database_names_are_quoted() -> None:
+    from psycopg import sql  # noqa: PLC0415
+
+    from devcluster.simulator import databases, roles  # noqa: PLC0415
+
+    def render(statement: sql.Composed) -> str:
+        return " ".join(statement.as_string(None).split())
+
+    desired = roles.desired_role({"name": "app-user", "login": True, "inRoles": ["read-only"]})
+    planned = [render(s) for s in roles.plan_role(desired, None, roles.KEEP_PASSWORD)]
+    assert planned[0].startswith('CREATE ROLE "app-user" WITH') and planned[1] == 'GRANT "read-only" TO "app-user"'
+    assert render(databases.create_database_sql({"name": "app-data", "owner": "app-user"})) == (
+        'CREATE DATABASE "app-data" WITH OWNER "app-user"')
+    assert render(roles.drop_role_sql("app-user")) == 'DROP ROLE IF EXISTS "app-user"'
