@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 
 from devcluster import controlplane
-from devcluster.cnpg_simulator import launch_simulator
 from devcluster.postgres import PostgresServer
+from devcluster.simulator import launch_simulator
 
 STATE_DIR = Path(os.environ.get("CNPG_MCP_DEVCLUSTER_DIR", controlplane.REPO_ROOT / ".devcluster")).resolve()
 SANDBOX_STATE = STATE_DIR / "sandbox.json"

@@ -28,7 +28,7 @@ from typing import Any
 
 import yaml
 
-from devcluster.pki import create_pki
+from devcluster.pki import Pki, create_pki
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BUILD_SCRIPT = Path(__file__).resolve().parent / "build-binaries.sh"
@@ -187,7 +187,7 @@ def _is_ours(pid: int, state_dir: Path) -> bool:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
         return False
-    return str(state_dir) in cmdline or "cnpg_simulator" in cmdline
+    return str(state_dir) in cmdline or "devcluster.simulator" in cmdline
 
 
 def stop_processes(pids: dict[str, int], state_dir: Path, timeout: float = 5.0) -> None:
@@ -321,6 +321,18 @@ def _wait_for_default_namespace(api_client: Any) -> None:
 # --------------------------------------------------------------------------- start
 
 
+def kubelet_client_flags(pki: Pki) -> list[str]:
+    """How the API server reaches a kubelet (`kubectl logs`, pods/log): the CNPG simulator's Node
+    publishes a loopback InternalIP and its endpoint's port; both sides use the control plane's CA."""
+    assert pki.kubelet_client_cert is not None and pki.kubelet_client_key is not None
+    return [
+        f"--kubelet-client-certificate={pki.kubelet_client_cert}",
+        f"--kubelet-client-key={pki.kubelet_client_key}",
+        f"--kubelet-certificate-authority={pki.ca_cert}",
+        "--kubelet-preferred-address-types=InternalIP",
+    ]
+
+
 def write_kubeconfig(path: Path, server: str, ca_file: Path, token: str, namespace: str = "default") -> None:
     ca_data = base64.b64encode(ca_file.read_bytes()).decode()
     config = {
@@ -387,6 +399,7 @@ def start(state_dir: Path, *, detach: bool = False, extra_crd_files: Sequence[Pa
             "--endpoint-reconciler-type=none",
             "--allow-privileged=true", "--profiling=false",
             f"--cert-dir={state_dir / 'pki'}",
+            *kubelet_client_flags(pki),
         ], state_dir, detach=detach)
         plane.pids["kube-apiserver"] = apiserver.pid
         context = ssl.create_default_context(cafile=str(pki.ca_cert))

@@ -63,16 +63,21 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServe
 
 
 @pytest.fixture(scope="session")
+def cnpg_simulator_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the session's CNPG simulator writes its log (tests may read it)."""
+    return tmp_path_factory.mktemp("simulator") / "cnpg-simulator.log"
+
+
+@pytest.fixture(scope="session")
 def cnpg_simulator(
     control_plane: controlplane.ControlPlane,
     postgres: PostgresServer,
-    tmp_path_factory: pytest.TempPathFactory,
+    cnpg_simulator_log: Path,
 ) -> Iterator[subprocess.Popen[bytes]]:
-    from devcluster.cnpg_simulator import launch_simulator, stop_simulator  # noqa: PLC0415
+    from devcluster.simulator import launch_simulator, stop_simulator  # noqa: PLC0415
 
-    log_path = tmp_path_factory.mktemp("simulator") / "cnpg-simulator.log"
     try:
-        process = launch_simulator(control_plane.kubeconfig, postgres, log_path)
+        process = launch_simulator(control_plane.kubeconfig, postgres, cnpg_simulator_log)
     except Exception as exc:
         pytest.fail(f"the CNPG simulator could not start: {exc}", pytrace=False)
     yield process

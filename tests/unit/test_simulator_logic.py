@@ -11,14 +11,14 @@ from typing import Any
 import pytest
 from psycopg import sql
 
-from devcluster import cnpg_simulator as sim
+from devcluster.simulator import clusters, common, databases, roles, workqueue
 
 
 def render(statements: list[sql.Composed]) -> list[str]:
     return [" ".join(s.as_string(None).split()) for s in statements]
 
 
-def actual_for(desired: sim.DesiredRole, **changes: Any) -> sim.ActualRole:
+def actual_for(desired: roles.DesiredRole, **changes: Any) -> roles.ActualRole:
     """The pg_authid row that exactly matches `desired`, with some columns changed."""
     values: dict[str, Any] = {
         "name": desired.name, "superuser": desired.superuser, "inherit": desired.inherit,
@@ -28,7 +28,7 @@ def actual_for(desired: sim.DesiredRole, **changes: Any) -> sim.ActualRole:
         "has_password": True, "comment": desired.comment, "in_roles": frozenset(desired.in_roles), "xmin": 7,
     }
     values.update(changes)
-    return sim.ActualRole(**values)
+    return roles.ActualRole(**values)
 
 
 CLUSTER: dict[str, Any] = {
@@ -42,16 +42,16 @@ CLUSTER: dict[str, Any] = {
 
 
 def test_desired_role_applies_cnpg_defaults() -> None:
-    role = sim.desired_role({"name": "alice"})
+    role = roles.desired_role({"name": "alice"})
     assert (role.ensure, role.login, role.inherit, role.connection_limit) == ("present", False, True, -1)
     assert role.password_secret is None and role.in_roles == ()
 
 
 def test_new_role_is_created_with_every_attribute_memberships_and_comment() -> None:
-    desired = sim.desired_role({"name": "alice", "login": True, "createdb": True, "connectionLimit": 5,
+    desired = roles.desired_role({"name": "alice", "login": True, "createdb": True, "connectionLimit": 5,
                                 "inRoles": ["pg_monitor"], "comment": "it's alice",
                                 "validUntil": "2030-01-01T00:00:00Z"})
-    statements = render(sim.plan_role(desired, None, sim.PasswordAction("set", "SCRAM-SHA-256$x")))
+    statements = render(roles.plan_role(desired, None, roles.PasswordAction("set", "SCRAM-SHA-256$x")))
     assert statements[0] == (
         'CREATE ROLE "alice" WITH NOBYPASSRLS CREATEDB NOCREATEROLE INHERIT LOGIN NOREPLICATION '
         "NOSUPERUSER CONNECTION LIMIT 5 PASSWORD 'SCRAM-SHA-256$x' VALID UNTIL '2030-01-01T00:00:00Z'")
@@ -59,29 +59,29 @@ def test_new_role_is_created_with_every_attribute_memberships_and_comment() -> N
 
 
 def test_role_in_sync_needs_no_statement() -> None:
-    desired = sim.desired_role({"name": "bob", "login": True, "inRoles": ["readers"], "comment": "c"})
-    assert sim.plan_role(desired, actual_for(desired), sim.KEEP_PASSWORD) == []
+    desired = roles.desired_role({"name": "bob", "login": True, "inRoles": ["readers"], "comment": "c"})
+    assert roles.plan_role(desired, actual_for(desired), roles.KEEP_PASSWORD) == []
 
 
 def test_attribute_drift_alters_the_role_and_memberships_are_diffed() -> None:
-    desired = sim.desired_role({"name": "bob", "login": True, "inRoles": ["readers"]})
+    desired = roles.desired_role({"name": "bob", "login": True, "inRoles": ["readers"]})
     actual = actual_for(desired, login=False, in_roles=frozenset({"writers"}))
-    statements = render(sim.plan_role(desired, actual, sim.KEEP_PASSWORD))
+    statements = render(roles.plan_role(desired, actual, roles.KEEP_PASSWORD))
     assert statements[0].startswith('ALTER ROLE "bob" WITH') and " LOGIN " in statements[0]
     assert "PASSWORD" not in statements[0]
     assert statements[1:] == ['GRANT "readers" TO "bob"', 'REVOKE "writers" FROM "bob"']
 
 
 def test_identifiers_are_quoted_safely() -> None:
-    desired = sim.desired_role({"name": 'x"; DROP ROLE postgres; --'})
-    statements = render(sim.plan_role(desired, None, sim.KEEP_PASSWORD))
+    desired = roles.desired_role({"name": 'x"; DROP ROLE postgres; --'})
+    statements = render(roles.plan_role(desired, None, roles.KEEP_PASSWORD))
     assert statements[0].startswith('CREATE ROLE "x""; DROP ROLE postgres; --" WITH')
-    assert render([sim.drop_role_sql("a b")]) == ['DROP ROLE IF EXISTS "a b"']
+    assert render([roles.drop_role_sql("a b")]) == ['DROP ROLE IF EXISTS "a b"']
 
 
 def test_comment_removed_when_no_longer_wanted() -> None:
-    desired = sim.desired_role({"name": "c"})
-    assert render(sim.plan_role(desired, actual_for(desired, comment="old"), sim.KEEP_PASSWORD)) == [
+    desired = roles.desired_role({"name": "c"})
+    assert render(roles.plan_role(desired, actual_for(desired, comment="old"), roles.KEEP_PASSWORD)) == [
         'COMMENT ON ROLE "c" IS NULL']
 
 
@@ -91,11 +91,11 @@ def test_comment_removed_when_no_longer_wanted() -> None:
     ("2030-01-01T00:00:00Z", float("inf"), True), ("2030-01-01T00:00:00Z", 1.0e9, True),
 ])
 def test_valid_until_comparison(desired: str | None, actual: float | None, differs: bool) -> None:
-    assert sim.valid_until_differs(desired, actual) is differs
+    assert roles.valid_until_differs(desired, actual) is differs
 
 
 def test_membership_changes() -> None:
-    assert sim.membership_changes(["a", "b"], ["b", "c"]) == (["a"], ["c"])
+    assert roles.membership_changes(["a", "b"], ["b", "c"]) == (["a"], ["c"])
 
 
 # -------------------------------------------------------------------------- passwords
@@ -103,63 +103,63 @@ def test_membership_changes() -> None:
 
 def test_scram_verifier_matches_postgresql_format_and_math() -> None:
     salt = b"0123456789abcdef"
-    verifier = sim.scram_sha256_verifier("s3cret", salt=salt)
+    verifier = roles.scram_sha256_verifier("s3cret", salt=salt)
     match = re.fullmatch(r"SCRAM-SHA-256\$4096:([^$]+)\$([^:]+):(.+)", verifier)
     assert match is not None
     assert base64.b64decode(match.group(1)) == salt
     salted = hashlib.pbkdf2_hmac("sha256", b"s3cret", salt, 4096)
     client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
     assert base64.b64decode(match.group(2)) == hashlib.sha256(client_key).digest()
-    assert sim.scram_sha256_verifier("s3cret", salt=salt) == verifier
-    assert sim.scram_sha256_verifier("s3cret") != sim.scram_sha256_verifier("s3cret")  # random salt
+    assert roles.scram_sha256_verifier("s3cret", salt=salt) == verifier
+    assert roles.scram_sha256_verifier("s3cret") != roles.scram_sha256_verifier("s3cret")  # random salt
 
 
 def test_prehashed_and_non_ascii_passwords_pass_through() -> None:
     prehashed = "SCRAM-SHA-256$4096:c2FsdA==$a:b"
-    assert sim.password_verifier(prehashed) == prehashed
-    assert sim.password_verifier("pässword") == "pässword"
-    assert sim.password_verifier("plain").startswith("SCRAM-SHA-256$4096:")
+    assert roles.password_verifier(prehashed) == prehashed
+    assert roles.password_verifier("pässword") == "pässword"
+    assert roles.password_verifier("plain").startswith("SCRAM-SHA-256$4096:")
 
 
 def test_password_action_follows_secret_versions() -> None:
-    desired = sim.desired_role({"name": "r", "passwordSecret": {"name": "s"}})
+    desired = roles.desired_role({"name": "r", "passwordSecret": {"name": "s"}})
     actual = actual_for(desired)
-    assert sim.password_action(desired, None, "pw", "10", None).kind == "set"
-    assert sim.password_action(desired, actual, "pw", "10", "10").kind == "keep"
-    assert sim.password_action(desired, actual, "pw", "11", "10").kind == "set"
+    assert roles.password_action(desired, None, "pw", "10", None).kind == "set"
+    assert roles.password_action(desired, actual, "pw", "10", "10").kind == "keep"
+    assert roles.password_action(desired, actual, "pw", "11", "10").kind == "set"
     no_password = actual_for(desired, has_password=False)
-    assert sim.password_action(desired, no_password, "pw", "10", "10").kind == "set"
-    assert sim.password_action(desired, actual, None, None, None).kind == "keep"
-    disabled = sim.desired_role({"name": "r", "disablePassword": True})
-    assert sim.password_action(disabled, actual, None, None, None).kind == "null"
+    assert roles.password_action(desired, no_password, "pw", "10", "10").kind == "set"
+    assert roles.password_action(desired, actual, None, None, None).kind == "keep"
+    disabled = roles.desired_role({"name": "r", "disablePassword": True})
+    assert roles.password_action(disabled, actual, None, None, None).kind == "null"
     already_null = actual_for(disabled, has_password=False)
-    assert sim.password_action(disabled, already_null, None, None, None).kind == "keep"
+    assert roles.password_action(disabled, already_null, None, None, None).kind == "keep"
 
 
 def test_password_never_appears_in_repr() -> None:
-    assert "topsecret" not in repr(sim.PasswordAction("set", "topsecret"))
+    assert "topsecret" not in repr(roles.PasswordAction("set", "topsecret"))
 
 
 # ----------------------------------------------------------------------------- status
 
 
 def test_managed_roles_status_shape() -> None:
-    status = sim.managed_roles_status([
-        sim.RoleOutcome("b", "reconciled", transaction_id=9, secret_version="41"),
-        sim.RoleOutcome("a", "reconciled"),
-        sim.RoleOutcome("postgres", "reserved"),
-        sim.RoleOutcome("c", "pending-reconciliation", error="cannot be dropped"),
+    status = clusters.managed_roles_status([
+        clusters.RoleOutcome("b", "reconciled", transaction_id=9, secret_version="41"),
+        clusters.RoleOutcome("a", "reconciled"),
+        clusters.RoleOutcome("postgres", "reserved"),
+        clusters.RoleOutcome("c", "pending-reconciliation", error="cannot be dropped"),
     ])
     assert status == {
         "byStatus": {"pending-reconciliation": ["c"], "reconciled": ["a", "b"], "reserved": ["postgres"]},
         "cannotReconcile": {"c": ["cannot be dropped"]},
         "passwordStatus": {"b": {"transactionID": 9, "resourceVersion": "41"}},
     }
-    assert sim.applied_password_versions({"managedRolesStatus": status}) == {"b": "41"}
+    assert clusters.applied_password_versions({"managedRolesStatus": status}) == {"b": "41"}
 
 
 def test_healthy_cluster_status() -> None:
-    status = sim.cluster_status(CLUSTER, roles_status=None, app_secret_version="5", blocked_reason=None,
+    status = clusters.cluster_status(CLUSTER, roles_status=None, app_secret_version="5", blocked_reason=None,
                                 now="2030-01-01T00:00:00Z")
     assert status["phase"] == "Cluster in healthy state"
     assert (status["instances"], status["readyInstances"]) == (3, 3)
@@ -175,17 +175,17 @@ def test_healthy_cluster_status() -> None:
 
 def test_switchover_target_is_honoured_and_unknown_target_reset() -> None:
     switching = {**CLUSTER, "status": {"currentPrimary": "pg-1", "targetPrimary": "pg-3"}}
-    status = sim.cluster_status(switching, roles_status=None, app_secret_version=None, blocked_reason=None,
+    status = clusters.cluster_status(switching, roles_status=None, app_secret_version=None, blocked_reason=None,
                                 now="t")
     assert status["currentPrimary"] == status["targetPrimary"] == "pg-3"
     assert status["currentPrimaryTimestamp"] == "t"
     gone = {**CLUSTER, "status": {"currentPrimary": "pg-9", "targetPrimary": "pg-9"}}
-    assert sim.cluster_status(gone, roles_status=None, app_secret_version=None, blocked_reason=None,
+    assert clusters.cluster_status(gone, roles_status=None, app_secret_version=None, blocked_reason=None,
                               now="t")["currentPrimary"] == "pg-1"
 
 
 def test_blocked_cluster_is_not_ready() -> None:
-    status = sim.cluster_status(CLUSTER, roles_status=None, app_secret_version=None,
+    status = clusters.cluster_status(CLUSTER, roles_status=None, app_secret_version=None,
                                 blocked_reason='secrets "x" not found', now="t")
     assert status["phase"] == "Setting up primary"
     assert status["readyInstances"] == 0
@@ -195,11 +195,11 @@ def test_blocked_cluster_is_not_ready() -> None:
 
 
 def test_condition_keeps_transition_time_when_status_unchanged() -> None:
-    first = sim.upsert_condition([{"type": "Other", "status": "True"}], type_="Ready", status="True",
+    first = common.upsert_condition([{"type": "Other", "status": "True"}], type_="Ready", status="True",
                                  reason="R", message="m", generation=1, now="t1")
-    second = sim.upsert_condition(first, type_="Ready", status="True", reason="R", message="m",
+    second = common.upsert_condition(first, type_="Ready", status="True", reason="R", message="m",
                                   generation=2, now="t2")
-    third = sim.upsert_condition(second, type_="Ready", status="False", reason="R", message="m",
+    third = common.upsert_condition(second, type_="Ready", status="False", reason="R", message="m",
                                  generation=2, now="t3")
     assert [c["type"] for c in second] == ["Other", "Ready"]
     assert second[-1]["lastTransitionTime"] == "t1"
@@ -207,37 +207,37 @@ def test_condition_keeps_transition_time_when_status_unchanged() -> None:
 
 
 def test_crd_status_moves_observed_generation_only_on_success() -> None:
-    assert sim.crd_status(4, None) == {"applied": True, "message": None, "observedGeneration": 4}
-    assert sim.crd_status(4, "boom") == {"applied": False, "message": "boom"}
+    assert common.crd_status(4, None) == {"applied": True, "message": None, "observedGeneration": 4}
+    assert common.crd_status(4, "boom") == {"applied": False, "message": "boom"}
 
 
 def test_merge_patch_and_status_patch() -> None:
     old = {"a": 1, "m": {"x": [1], "y": 2}, "gone": True}
     new = {"a": 1, "m": {"x": [1, 2]}, "added": "v"}
-    assert sim.merge_patch(old, new) == {"gone": None, "m": {"x": [1, 2], "y": None}, "added": "v"}
-    assert sim.merge_patch(new, new) == {}
+    assert common.merge_patch(old, new) == {"gone": None, "m": {"x": [1, 2], "y": None}, "added": "v"}
+    assert common.merge_patch(new, new) == {}
     current = {"phase": "p", "message": "old", "foreign": 1}
-    assert sim.status_patch(current, {"phase": "p", "message": None, "applied": True}) == {
+    assert common.status_patch(current, {"phase": "p", "message": None, "applied": True}) == {
         "message": None, "applied": True}  # "foreign" is not ours: untouched
 
 
 def test_finalizers_with() -> None:
     obj = {"metadata": {"finalizers": ["other"]}}
-    assert sim.finalizers_with(obj, "cnpg.io/deleteRole", present=True) == ["other", "cnpg.io/deleteRole"]
-    assert sim.finalizers_with(obj, "cnpg.io/deleteRole", present=False) is None
-    assert sim.finalizers_with({"metadata": {}}, "f", present=False) is None
+    assert common.finalizers_with(obj, "cnpg.io/deleteRole", present=True) == ["other", "cnpg.io/deleteRole"]
+    assert common.finalizers_with(obj, "cnpg.io/deleteRole", present=False) is None
+    assert common.finalizers_with({"metadata": {}}, "f", present=False) is None
 
 
 def test_retry_delay_backs_off_and_is_capped() -> None:
-    delays = [sim.retry_delay(n) for n in range(1, 10)]
-    assert delays[0] == sim.RETRY_BASE_S and delays == sorted(delays) and delays[-1] == sim.RETRY_MAX_S
+    delays = [workqueue.retry_delay(n) for n in range(1, 10)]
+    assert delays[0] == workqueue.RETRY_BASE_S and delays == sorted(delays) and delays[-1] == workqueue.RETRY_MAX_S
 
 
 # ---------------------------------------------------------------------------- objects
 
 
 def test_app_secret_in_cnpg_format() -> None:
-    body = sim.app_secret_body(CLUSTER, "app", "app", "p@ss/word")
+    body = clusters.app_secret_body(CLUSTER, "app", "app", "p@ss/word")
     assert body["type"] == "kubernetes.io/basic-auth"
     assert body["metadata"]["name"] == "pg-app"
     assert body["metadata"]["labels"]["cnpg.io/userType"] == "app"
@@ -255,11 +255,11 @@ def test_app_secret_in_cnpg_format() -> None:
 
 
 def test_bootstrap_defaults_and_custom_secret() -> None:
-    assert sim.bootstrap_database(CLUSTER) == ("app", "app")
+    assert clusters.bootstrap_database(CLUSTER) == ("app", "app")
     custom = {**CLUSTER, "spec": {"bootstrap": {"initdb": {"database": "shop", "secret": {"name": "s"}}}}}
-    assert sim.bootstrap_database(custom) == ("shop", "shop")
-    assert sim.app_secret_name(custom) == "s"
-    assert sim.bootstrap_database({**CLUSTER, "spec": {"bootstrap": {"recovery": {}}}}) is None
+    assert clusters.bootstrap_database(custom) == ("shop", "shop")
+    assert clusters.app_secret_name(custom) == "s"
+    assert clusters.bootstrap_database({**CLUSTER, "spec": {"bootstrap": {"recovery": {}}}}) is None
 
 
 @pytest.mark.parametrize(("suffix", "selector"), [
@@ -268,7 +268,7 @@ def test_bootstrap_defaults_and_custom_secret() -> None:
     ("r", {"cnpg.io/cluster": "pg", "cnpg.io/podRole": "instance"}),
 ])
 def test_services(suffix: str, selector: dict[str, str]) -> None:
-    body = sim.service_body(CLUSTER, suffix)
+    body = clusters.service_body(CLUSTER, suffix)
     assert body["metadata"]["name"] == f"pg-{suffix}"
     assert body["spec"]["type"] == "ClusterIP"
     assert body["spec"]["selector"] == selector
@@ -277,27 +277,27 @@ def test_services(suffix: str, selector: dict[str, str]) -> None:
 
 def test_database_sql() -> None:
     spec = {"name": "shop", "owner": "o", "template": "template0", "encoding": "UTF8", "connectionLimit": 3}
-    assert render([sim.create_database_sql(spec)]) == [
+    assert render([databases.create_database_sql(spec)]) == [
         "CREATE DATABASE \"shop\" WITH OWNER \"o\" TEMPLATE \"template0\" ENCODING 'UTF8' CONNECTION LIMIT 3"]
-    assert render(sim.alter_database_sql(spec, ("x", False, True, -1))) == [
+    assert render(databases.alter_database_sql(spec, ("x", False, True, -1))) == [
         'ALTER DATABASE "shop" OWNER TO "o"', 'ALTER DATABASE "shop" WITH CONNECTION LIMIT 3']
-    assert sim.alter_database_sql(spec, ("o", False, True, 3)) == []
-    assert render([sim.drop_database_sql("shop")]) == ['DROP DATABASE IF EXISTS "shop" WITH (FORCE)']
+    assert databases.alter_database_sql(spec, ("o", False, True, 3)) == []
+    assert render([databases.drop_database_sql("shop")]) == ['DROP DATABASE IF EXISTS "shop" WITH (FORCE)']
 
 
 def test_schema_and_extension_sql() -> None:
-    assert render(sim.schema_sql({"name": "s", "owner": "o"})) == [
+    assert render(databases.schema_sql({"name": "s", "owner": "o"})) == [
         'CREATE SCHEMA IF NOT EXISTS "s"', 'ALTER SCHEMA "s" OWNER TO "o"']
-    assert render(sim.schema_sql({"name": "s", "ensure": "absent"})) == ['DROP SCHEMA IF EXISTS "s"']
+    assert render(databases.schema_sql({"name": "s", "ensure": "absent"})) == ['DROP SCHEMA IF EXISTS "s"']
     ext = {"name": "hstore", "version": "1.8", "schema": "public"}
-    assert render(sim.extension_sql(ext, None)) == [
+    assert render(databases.extension_sql(ext, None)) == [
         "CREATE EXTENSION IF NOT EXISTS \"hstore\" SCHEMA \"public\" VERSION '1.8'"]
-    assert sim.extension_sql(ext, ("1.8", "public")) == []
-    assert render(sim.extension_sql(ext, ("1.7", "public"))) == ["ALTER EXTENSION \"hstore\" UPDATE TO '1.8'"]
-    assert render(sim.extension_sql({"name": "hstore", "ensure": "absent"}, ("1.8", "public"))) == [
+    assert databases.extension_sql(ext, ("1.8", "public")) == []
+    assert render(databases.extension_sql(ext, ("1.7", "public"))) == ["ALTER EXTENSION \"hstore\" UPDATE TO '1.8'"]
+    assert render(databases.extension_sql({"name": "hstore", "ensure": "absent"}, ("1.8", "public"))) == [
         'DROP EXTENSION IF EXISTS "hstore"']
-    assert sim.extension_sql({"name": "hstore", "ensure": "absent"}, None) == []
+    assert databases.extension_sql({"name": "hstore", "ensure": "absent"}, None) == []
 
 
 def test_error_text_is_one_line() -> None:
-    assert sim.pg_error_text(LookupError('secrets "x"\nnot found')) == 'secrets "x" not found'
+    assert common.pg_error_text(LookupError('secrets "x"\nnot found')) == 'secrets "x" not found'
