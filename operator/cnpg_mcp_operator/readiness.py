@@ -114,7 +114,12 @@ def managed_role_verdict(cluster: Mapping[str, Any] | None, role: str, cluster_n
     entry = managed_role_entry(cluster, role)
     if entry is None or any(entry.get(k) != v for k, v in desired_entry.items()):
         return Verdict(False, "Pending", f"waiting for the role entry in Cluster {cluster_name}")
-    if _reconciled(cluster, role):
+    # "reconciled" alone can be stale: a role dropped (ensure: absent, reconciled) and then re-added
+    # is listed as reconciled until CNPG acts again. CNPG records passwordStatus only for a role it
+    # created or altered with the password Secret, so a role with a Secret is applied only then.
+    password_applied = "passwordSecret" not in desired_entry or role in (
+        managed_roles_status(cluster).get("passwordStatus") or {})
+    if _reconciled(cluster, role) and password_applied:
         return Verdict(True, "Applied", f"CNPG reconciled role {role} in Cluster {cluster_name}")
     return Verdict(False, "Pending", f"waiting for CNPG to reconcile role {role}")
 
