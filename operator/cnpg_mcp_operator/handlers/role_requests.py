@@ -329,19 +329,27 @@ async def _finalize_step(rt: Runtime, body: Json, views: CnpgViews) -> Verdict |
     database_role = views.database_role(namespace, name)
     if database_role is not None and owned_by(database_role, uid):
         return await _release_database_role(rt, database_role, drop, cluster is not None, role)
+    edit, verdict = managed_entry_release_plan(cluster, role, uid, drop)
+    if edit is not None:
+        await rt.managed_roles.edit(namespace, cluster_name, edit)
+    return verdict
+
+
+def managed_entry_release_plan(cluster: Mapping[str, Any] | None, role: str, uid: str,
+                               drop: bool) -> tuple[Edit | None, Verdict | None]:
+    """Pure: the next edit of our managed.roles entry during deletion, and the verdict after it
+    (None: nothing of ours is left). An entry recorded under another UID is never touched."""
     entry = managed_role_entry(cluster, role)
     if cluster is None or entry is None or role_owners(cluster).get(role) != uid:
-        return None
+        return None, None
     if not drop or managed_role_dropped(cluster, role):
-        await rt.managed_roles.edit(namespace, cluster_name, _remove(role, uid))
-        return None
+        return _remove(role, uid), None
     if entry.get("ensure") != "absent":
-        await rt.managed_roles.edit(namespace, cluster_name, _mark_absent(role, uid))
-        return Verdict(False, "Deleting", f"asked CNPG to drop role {role}")
+        return _mark_absent(role, uid), Verdict(False, "Deleting", f"asked CNPG to drop role {role}")
     blocker = managed_role_blocker(cluster, role)
     if blocker:
-        return Verdict(False, "Blocked", f"CNPG cannot drop role {role}: {blocker}; {RETAIN_HINT}")
-    return Verdict(False, "Deleting", f"waiting for CNPG to drop role {role}")
+        return None, Verdict(False, "Blocked", f"CNPG cannot drop role {role}: {blocker}; {RETAIN_HINT}")
+    return None, Verdict(False, "Deleting", f"waiting for CNPG to drop role {role}")
 
 
 def release_wording(role: str, drop: bool) -> ReleaseWording:
