@@ -6,14 +6,9 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from cnpg_mcp_api.conditions import ready_condition as ready_condition  # noqa: PLC0414 (re-exported)
+
 CHARACTER_LIMIT = 25_000
-
-
-def ready_condition(obj: Mapping[str, Any] | None) -> Mapping[str, Any]:
-    for condition in ((obj or {}).get("status") or {}).get("conditions") or []:
-        if condition.get("type") == "Ready":
-            return dict(condition)
-    return {}
 
 
 def postgres_version(image: str | None) -> str | None:

@@ -19,12 +19,7 @@ READY_LINE = "cnpg-mcp-operator ready"
 def _load_handlers() -> None:
     """Importing the handler modules registers them in REGISTRY."""
     from cnpg_mcp_operator import settings  # noqa: F401, PLC0415
-    from cnpg_mcp_operator.handlers import (  # noqa: F401, PLC0415
-        cluster_requests,
-        cnpg_observers,
-        database_requests,
-        role_requests,
-    )
+    from cnpg_mcp_operator.handlers import cnpg_observers, intents  # noqa: F401, PLC0415
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -10,7 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-PHASE_HEALTHY = "Cluster in healthy state"
+from cnpg_mcp_api.constants import CNPG_HEALTHY_PHASE
+
 FAILED_PHASES = frozenset({
     "Cluster is unrecoverable and needs manual intervention",
     "Invalid cluster definition",
@@ -20,6 +21,10 @@ FAILED_PHASES = frozenset({
     "Unable to create required cluster objects",
     "Cluster cannot execute instance online upgrade due to missing architecture binary",
 })
+# The status fields this module and the handlers read; the indexes keep only these (views.project).
+CLUSTER_STATUS_READ = ("phase", "phaseReason", "instances", "readyInstances", "currentPrimary",
+                       "managedRolesStatus")
+APPLIED_STATUS_READ = ("applied", "message", "observedGeneration")  # Database, DatabaseRole
 
 
 @dataclass(frozen=True)
@@ -53,7 +58,7 @@ def cluster_verdict(desired_instances: int, cluster: Mapping[str, Any] | None) -
         return Verdict(False, "Blocked", f"CNPG reports: {phase}" + (f" ({reason})" if reason else ""))
     if int(_spec(cluster).get("instances") or 0) != desired_instances:
         return Verdict(False, "Pending", f"waiting for the Cluster to take instances={desired_instances}")
-    if phase == PHASE_HEALTHY and ready_instances == desired_instances:
+    if phase == CNPG_HEALTHY_PHASE and ready_instances == desired_instances:
         return Verdict(True, "Applied",
                        f"Cluster healthy, {ready_instances}/{desired_instances} instances ready")
     return Verdict(False, "Pending",

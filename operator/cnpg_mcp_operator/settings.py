@@ -15,13 +15,13 @@ import kopf
 
 from cnpg_mcp_api import constants
 from cnpg_mcp_operator.config import OperatorConfig
-from cnpg_mcp_operator.k8s import Api, ApiError
+from cnpg_mcp_operator.k8s import FIELD_MANAGER, Api, ApiError
 from cnpg_mcp_operator.registry import REGISTRY
 from cnpg_mcp_operator.runtime import Runtime, runtime_of
 
 log = logging.getLogger(__name__)
 
-COMPONENT = "cnpg-mcp-operator"
+COMPONENT = FIELD_MANAGER  # one name for the operator: field manager, Event source
 PEERING_API_VERSION = "kopf.dev/v1"  # the group/version Kopf looks for first (deploy/operator/peering-crds.yaml)
 
 

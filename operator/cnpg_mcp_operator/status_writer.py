@@ -12,8 +12,9 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from cnpg_mcp_api.conditions import ready_condition
 from cnpg_mcp_operator import events
-from cnpg_mcp_operator.builders.status import status_patch_if_changed
+from cnpg_mcp_operator.drift import merge_patch
 from cnpg_mcp_operator.k8s import Api, ApiError, Resource
 
 log = logging.getLogger(__name__)
@@ -32,13 +33,6 @@ def _version(body: Mapping[str, Any] | None) -> int:
         return int(((body or {}).get("metadata") or {}).get("resourceVersion") or 0)
     except ValueError:  # resourceVersion is opaque in principle; etcd makes it an integer
         return 0
-
-
-def ready_condition(status: Mapping[str, Any] | None) -> Json | None:
-    for condition in (status or {}).get("conditions") or []:
-        if condition.get("type") == "Ready":
-            return dict(condition)
-    return None
 
 
 class StatusWriter:
@@ -65,7 +59,7 @@ class StatusWriter:
         Call under the intent's lock, with `body` from `freshest()`.
         """
         current = dict(body.get("status") or {})
-        patch = status_patch_if_changed(current, dict(desired))
+        patch = merge_patch(desired, current)
         if not patch:
             return dict(body)
         meta = body["metadata"]
@@ -76,7 +70,7 @@ class StatusWriter:
                 return dict(body)
             raise
         self._newest[intent_key(body)] = updated
-        before, after = ready_condition(current), ready_condition(updated.get("status"))
-        if after is not None:
-            events.post_transition(updated, before, after)
+        before, after = ready_condition({"status": current}), ready_condition(updated)
+        if after:
+            events.post_transition(updated, before or None, after)
         return updated

@@ -2,7 +2,9 @@
 
 Kopf fills every index from its watch streams before any resource handler runs, and keeps them
 current; reading them costs no API call. The index functions live in handlers/cnpg_observers.py
-(CNPG kinds) and in each intent's handler module; they store plain dict copies of the bodies.
+(CNPG kinds) and handlers/kinds.py (intents); they store slim plain-dict projections of the bodies
+(`project`): what the handlers read, without managedFields, last-applied annotations and the parts
+of CNPG's status nobody here looks at.
 """
 
 from __future__ import annotations
@@ -11,9 +13,47 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from cnpg_mcp_api.conditions import ready_condition
+
 Json = dict[str, Any]
 Key = tuple[str, str]
 IndexEntry = dict[Key, Json]  # what an index function returns
+
+# Metadata the handlers read (freshest() compares resourceVersion; ownership is by uid/ownerReferences).
+_METADATA_KEYS = ("name", "namespace", "uid", "generation", "resourceVersion", "deletionTimestamp", "labels",
+                  "ownerReferences")
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def plain(body: Mapping[str, Any]) -> Json:
+    """A detached plain-dict copy of a Kopf body (safe to keep in caches and indexes)."""
+    return _plain(body)  # type: ignore[no-any-return]
+
+
+def project(body: Mapping[str, Any], *, annotations: Iterable[str] = (),
+            status: Iterable[str] | None = None) -> Json:
+    """The slim plain-dict copy an index keeps: apiVersion, kind, the metadata handlers read (only
+    the listed `annotations`), the whole spec, and the listed `status` fields (None: all of it)."""
+    meta = body.get("metadata") or {}
+    slim_meta = {key: meta[key] for key in _METADATA_KEYS if meta.get(key) is not None}
+    wanted = {key: value for key, value in (meta.get("annotations") or {}).items() if key in set(annotations)}
+    if wanted:
+        slim_meta["annotations"] = wanted
+    full_status = body.get("status") or {}
+    slim_status = full_status if status is None else {k: full_status[k] for k in status if k in full_status}
+    slim: Json = {"apiVersion": body.get("apiVersion"), "kind": body.get("kind"), "metadata": slim_meta}
+    if "spec" in body:
+        slim["spec"] = body["spec"]
+    if slim_status:
+        slim["status"] = slim_status
+    return plain(slim)
 
 
 def first(index: Mapping[Any, Iterable[Json]] | None, key: Key) -> Json | None:
@@ -54,8 +94,7 @@ class CnpgViews:
         for request in every(self.role_requests, (namespace, cluster)):
             if request["metadata"].get("deletionTimestamp"):
                 continue
-            condition: Json = next((c for c in (request.get("status") or {}).get("conditions") or []
-                              if c.get("type") == "Ready"), {})
+            condition = ready_condition(request)
             is_ready = condition.get("status") == "True"
             refused = condition.get("reason") in ("PolicyDenied", "Invalid", "Conflict")
             if is_ready == ready and not refused:

@@ -15,7 +15,8 @@ from cnpg_mcp_operator.builders.role import (
     remove_managed_role,
     secret_needs_update,
 )
-from cnpg_mcp_operator.builders.status import make_condition, status_patch_if_changed
+from cnpg_mcp_operator.builders.status import make_condition
+from cnpg_mcp_operator.drift import merge_patch
 
 
 def intent(kind: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
@@ -146,5 +147,5 @@ class TestStatus:
         assert flipped["status"] == "True" and flipped["observedGeneration"] == 2
 
     def test_patch_only_when_changed(self) -> None:
-        assert status_patch_if_changed({"message": "ok", "applied": True}, {"message": "ok"}) is None
-        assert status_patch_if_changed({"message": "ok"}, {"message": "new"}) == {"message": "new"}
+        assert merge_patch({"message": "ok"}, {"message": "ok", "applied": True}) is None
+        assert merge_patch({"message": "new"}, {"message": "ok"}) == {"message": "new"}

@@ -5,14 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from cnpg_mcp_api import constants
 from cnpg_mcp_api.models import PgDatabaseRequestSpec
-from cnpg_mcp_operator.builders.common import Json, owner_reference, produced_labels
+from cnpg_mcp_operator.builders.common import Json, owned_cnpg_object
 
 
 def build_database(body: Mapping[str, Any]) -> Json:
     spec = PgDatabaseRequestSpec.model_validate(body.get("spec") or {})
-    meta = body["metadata"]
     database_spec: Json = {
         "cluster": {"name": spec.cluster},
         "name": spec.name,
@@ -28,14 +26,4 @@ def build_database(body: Mapping[str, Any]) -> Json:
         database_spec["extensions"] = [e.to_wire() for e in spec.extensions]
     if spec.schemas:
         database_spec["schemas"] = [s.to_wire() for s in spec.schemas]
-    return {
-        "apiVersion": constants.CNPG_API_VERSION,
-        "kind": "Database",
-        "metadata": {
-            "name": meta["name"],
-            "namespace": meta["namespace"],
-            "labels": produced_labels(meta["name"], spec.cluster),
-            "ownerReferences": [owner_reference(body)],
-        },
-        "spec": database_spec,
-    }
+    return owned_cnpg_object("Database", body, spec.cluster, database_spec)

@@ -11,7 +11,7 @@ from urllib.parse import quote
 from cnpg_mcp_api import constants
 from cnpg_mcp_api.models import PgRoleRequestSpec
 from cnpg_mcp_api.naming import role_label_value, role_secret_name
-from cnpg_mcp_operator.builders.common import Json, owner_reference, produced_labels
+from cnpg_mcp_operator.builders.common import Json, owned_cnpg_object, owner_reference, produced_labels
 
 PASSWORD_ALPHABET = string.ascii_letters + string.digits  # safe in URIs, pgpass and JDBC URLs
 PASSWORD_LENGTH = 32
@@ -103,22 +103,11 @@ def _role_configuration(spec: PgRoleRequestSpec, secret_name: str) -> Json:
 def build_database_role(body: Mapping[str, Any], secret_name: str) -> Json:
     """A CNPG DatabaseRole named like the request and owned by it."""
     spec = role_spec(body)
-    meta = body["metadata"]
     role_spec_wire = _role_configuration(spec, secret_name)
     role_spec_wire["ensure"] = "present"
     role_spec_wire["cluster"] = {"name": spec.cluster}
     role_spec_wire["databaseRoleReclaimPolicy"] = spec.reclaim_policy
-    return {
-        "apiVersion": constants.CNPG_API_VERSION,
-        "kind": "DatabaseRole",
-        "metadata": {
-            "name": meta["name"],
-            "namespace": meta["namespace"],
-            "labels": produced_labels(meta["name"], spec.cluster),
-            "ownerReferences": [owner_reference(body)],
-        },
-        "spec": role_spec_wire,
-    }
+    return owned_cnpg_object("DatabaseRole", body, spec.cluster, role_spec_wire)
 
 
 def build_managed_role_entry(body: Mapping[str, Any], secret_name: str, ensure: str = "present") -> Json:

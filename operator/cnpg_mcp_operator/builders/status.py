@@ -30,9 +30,3 @@ def make_condition(type_: str, ready: bool, reason: str, message: str, *, observ
         "observedGeneration": observed_generation,
         "lastTransitionTime": transition,
     }
-
-
-def status_patch_if_changed(current: Mapping[str, Any], desired: Mapping[str, Any]) -> Json | None:
-    """The keys of `desired` whose value differs from `current`; None when nothing would change."""
-    patch = {key: value for key, value in desired.items() if current.get(key) != value}
-    return patch or None

@@ -18,54 +18,31 @@ from typing import Any
 import kopf
 
 from cnpg_mcp_api import constants
+from cnpg_mcp_api.conditions import ready_reason
 from cnpg_mcp_api.models import RECREATE_ANNOTATION, PgClusterRequestSpec
 from cnpg_mcp_operator.builders.cluster import build_cluster, build_cluster_patch, desired_instances
-from cnpg_mcp_operator.handlers.common import (
-    CLUSTER_REQUESTS,
-    plain,
-    ready_reason,
-    spec_problem,
-    verdict_status,
-)
+from cnpg_mcp_operator.handlers.common import CLUSTER_REQUESTS, spec_problem, verdict_status
 from cnpg_mcp_operator.k8s import CLUSTERS
 from cnpg_mcp_operator.readiness import Verdict, cluster_verdict
 from cnpg_mcp_operator.registry import REGISTRY
 from cnpg_mcp_operator.runtime import Runtime, runtime_of
 from cnpg_mcp_operator.status_writer import intent_key
-from cnpg_mcp_operator.views import CnpgViews, IndexEntry
+from cnpg_mcp_operator.views import CnpgViews, plain
 
 log = logging.getLogger(__name__)
 
 Json = dict[str, Any]
-GROUP, VERSION, PLURAL = CLUSTER_REQUESTS.group, CLUSTER_REQUESTS.version, CLUSTER_REQUESTS.plural
 REQUEST_LABEL = constants.REQUEST_LABEL
 
 
-@kopf.index(GROUP, VERSION, PLURAL, registry=REGISTRY)
-def cluster_requests(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> IndexEntry:
-    """(namespace, cluster name) → the PgClusterRequest (for the Cluster observer)."""
-    return {(namespace or "", name): plain(body)}
-
-
-@kopf.on.resume(GROUP, VERSION, PLURAL, registry=REGISTRY)
-@kopf.on.create(GROUP, VERSION, PLURAL, registry=REGISTRY)
-@kopf.on.update(GROUP, VERSION, PLURAL, registry=REGISTRY)
-async def reconcile_cluster_request(body: kopf.Body, memo: Any, **kwargs: Any) -> None:
-    await reconcile(runtime_of(memo), plain(body), CnpgViews.from_kwargs(kwargs))
-
-
-@kopf.on.event(GROUP, VERSION, PLURAL, registry=REGISTRY)
+# Index, reconcile and delete handlers: handlers/intents.py. This one is the kind's own.
+@kopf.on.event(CLUSTER_REQUESTS.group, CLUSTER_REQUESTS.version, CLUSTER_REQUESTS.plural, registry=REGISTRY)
 async def recreate_annotation_changed(body: kopf.Body, memo: Any, type: str | None, **kwargs: Any) -> None:
     """Kopf leaves annotations under its own prefix (cnpg-mcp.io/) out of its diffs, so a new value of
     the recreate annotation never fires on.update: watch for it here (acknowledged, or acted upon)."""
     if type == "DELETED" or _recreate_asked(body) is None:
         return
     await reconcile(runtime_of(memo), plain(body), CnpgViews.from_kwargs(kwargs))
-
-
-@kopf.on.delete(GROUP, VERSION, PLURAL, registry=REGISTRY)
-async def delete_cluster_request(body: kopf.Body, memo: Any, **kwargs: Any) -> None:
-    await finalize(runtime_of(memo), plain(body), CnpgViews.from_kwargs(kwargs))
 
 
 def _is_ours(cluster: Mapping[str, Any], name: str) -> bool:
@@ -160,11 +137,12 @@ async def refresh_status(rt: Runtime, body: Json, views: CnpgViews) -> None:
                               verdict_status(body, verdict, keep_generation=True, **_extra(name, cluster)))
 
 
-def needs_reconcile(body: Mapping[str, Any], cluster: Mapping[str, Any] | None) -> bool:
+def needs_reconcile(_: Runtime, body: Json, views: CnpgViews) -> bool:
     """After a Cluster event: was our Cluster deleted (report it) or changed under us (correct it)?"""
     reason = ready_reason(body)
     if body["metadata"].get("deletionTimestamp") or reason in (None, "Conflict"):
         return False
+    cluster = views.cluster(body["metadata"]["namespace"], body["metadata"]["name"])
     if cluster is None or reason == "ClusterDeleted":
         return True
     return _is_ours(cluster, body["metadata"]["name"]) and bool(build_cluster_patch(body, cluster))

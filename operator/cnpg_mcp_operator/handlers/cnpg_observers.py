@@ -22,14 +22,19 @@ from typing import Any
 import kopf
 
 from cnpg_mcp_api import constants
+from cnpg_mcp_api.conditions import ready_reason
 from cnpg_mcp_operator.drift import owned_by
-from cnpg_mcp_operator.handlers import cluster_requests, database_requests, role_requests
-from cnpg_mcp_operator.handlers.common import DATABASE_REQUESTS, ROLE_REQUESTS, plain, ready_reason
+from cnpg_mcp_operator.handlers import role_requests
+from cnpg_mcp_operator.handlers.common import ROLE_REQUESTS
+from cnpg_mcp_operator.handlers.intents import INTENT_KINDS
+from cnpg_mcp_operator.handlers.kinds import IntentKind
 from cnpg_mcp_operator.k8s import CLUSTERS, DATABASE_ROLES, DATABASES, SECRETS, ApiError, Resource
+from cnpg_mcp_operator.managed_roles import OWNERS_ANNOTATION
+from cnpg_mcp_operator.readiness import APPLIED_STATUS_READ, CLUSTER_STATUS_READ
 from cnpg_mcp_operator.registry import REGISTRY
 from cnpg_mcp_operator.runtime import Runtime, runtime_of
 from cnpg_mcp_operator.status_writer import intent_key
-from cnpg_mcp_operator.views import CnpgViews, IndexEntry, every
+from cnpg_mcp_operator.views import CnpgViews, IndexEntry, every, project
 
 log = logging.getLogger(__name__)
 
@@ -38,20 +43,22 @@ Json = dict[str, Any]
 
 # ---------------------------------------------------------------------------------- indexes
 
-
-@kopf.index(CLUSTERS.group, CLUSTERS.version, CLUSTERS.plural, registry=REGISTRY)
-def cnpg_clusters(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> IndexEntry:
-    return {(namespace or "", name): plain(body)}
-
-
-@kopf.index(DATABASE_ROLES.group, DATABASE_ROLES.version, DATABASE_ROLES.plural, registry=REGISTRY)
-def cnpg_database_roles(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> IndexEntry:
-    return {(namespace or "", name): plain(body)}
+# (kind, index id = the handlers' kwarg, annotations read, status fields read): see CnpgViews.
+CNPG_INDEXES = (
+    (CLUSTERS, "cnpg_clusters", (OWNERS_ANNOTATION,), CLUSTER_STATUS_READ),
+    (DATABASE_ROLES, "cnpg_database_roles", (), APPLIED_STATUS_READ),
+    (DATABASES, "cnpg_databases", (), APPLIED_STATUS_READ),
+)
 
 
-@kopf.index(DATABASES.group, DATABASES.version, DATABASES.plural, registry=REGISTRY)
-def cnpg_databases(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> IndexEntry:
-    return {(namespace or "", name): plain(body)}
+def _register_index(resource: Resource, index: str, annotations: tuple[str, ...], status: tuple[str, ...]) -> None:
+    def by_name(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> IndexEntry:
+        return {(namespace or "", name): project(body, annotations=annotations, status=status)}
+    kopf.index(resource.group, resource.version, resource.plural, id=index, registry=REGISTRY)(by_name)
+
+
+for _resource, _index, _annotations, _status in CNPG_INDEXES:
+    _register_index(_resource, _index, _annotations, _status)
 
 
 # -------------------------------------------------------------------------------- observers
@@ -69,28 +76,15 @@ async def _all(jobs: Iterable[Awaitable[None]]) -> None:
 
 @kopf.on.event(CLUSTERS.group, CLUSTERS.version, CLUSTERS.plural, registry=REGISTRY)
 async def cluster_changed(namespace: str | None, name: str, memo: Any, **kwargs: Any) -> None:
-    namespace = namespace or ""
+    """Every intent targeting this Cluster: produce again where needed, else refresh its status."""
     rt = runtime_of(memo)
     views = CnpgViews.from_kwargs(kwargs)
-    cluster = views.cluster(namespace, name)
     jobs: list[Awaitable[None]] = []
-    for request in every(kwargs["cluster_requests"], (namespace, name)):
-        if cluster_requests.needs_reconcile(request, cluster):
-            jobs.append(cluster_requests.reconcile(rt, request, views))
-        else:
-            jobs.append(cluster_requests.refresh_status(rt, request, views))
-    for request in every(kwargs["role_requests_by_cluster"], (namespace, name)):
-        rt.wakeups.notify(intent_key(request))
-        if role_requests.needs_reconcile(request, views, rt.role_backend):
-            jobs.append(role_requests.reconcile(rt, request, views))
-        else:
-            jobs.append(role_requests.refresh_status(rt, request, views))
-    for request in every(kwargs["database_requests_by_cluster"], (namespace, name)):
-        rt.wakeups.notify(intent_key(request))
-        if database_requests.needs_reconcile(request, views.database(namespace, request["metadata"]["name"])):
-            jobs.append(database_requests.reconcile(rt, request, views))
-        else:
-            jobs.append(database_requests.refresh_status(rt, request, views))
+    for kind in INTENT_KINDS:
+        for request in every(kwargs[kind.cluster_index], (namespace or "", name)):
+            rt.wakeups.notify(intent_key(request))  # a deletion waiting for CNPG looks again
+            update = kind.reconcile if kind.needs_reconcile(rt, request, views) else kind.refresh_status
+            jobs.append(update(rt, request, views))
     await _all(jobs)
 
 
@@ -115,34 +109,29 @@ async def _still_wanted(rt: Runtime, resource: Resource, request: Json) -> Json 
     return fresh
 
 
-@kopf.on.event(DATABASE_ROLES.group, DATABASE_ROLES.version, DATABASE_ROLES.plural, registry=REGISTRY)
-async def database_role_changed(type: str, body: kopf.Body, namespace: str | None, memo: Any,
-                                **kwargs: Any) -> None:
-    rt = runtime_of(memo)
-    request = _owner(kwargs["role_requests"], namespace or "", body)
-    if request is None:
-        return
-    rt.wakeups.notify(intent_key(request))
-    views = CnpgViews.from_kwargs(kwargs)
-    if type != "DELETED":
-        await role_requests.refresh_status(rt, request, views)
-    elif (fresh := await _still_wanted(rt, ROLE_REQUESTS, request)) is not None:
-        await _all([role_requests.reconcile(rt, fresh, views)])  # deleted under us: produce it again
+def _observe_produced(kind: IntentKind, produced: Resource) -> None:
+    """The CNPG object an intent produces one-to-one changed: refresh the owner's status, wake its
+    waiting deletion; deleted under a live owner: produce it again."""
+    async def produced_changed(type: str, body: kopf.Body, namespace: str | None, memo: Any,
+                               **kwargs: Any) -> None:
+        rt = runtime_of(memo)
+        request = _owner(kwargs[kind.index], namespace or "", body)
+        if request is None:
+            return
+        rt.wakeups.notify(intent_key(request))
+        views = CnpgViews.from_kwargs(kwargs)
+        if type != "DELETED":
+            await kind.refresh_status(rt, request, views)
+        elif (fresh := await _still_wanted(rt, kind.resource, request)) is not None:
+            await _all([kind.reconcile(rt, fresh, views)])
+
+    kopf.on.event(produced.group, produced.version, produced.plural, id=f"{produced.plural}_changed",
+                  registry=REGISTRY)(produced_changed)
 
 
-@kopf.on.event(DATABASES.group, DATABASES.version, DATABASES.plural, registry=REGISTRY)
-async def database_changed(type: str, body: kopf.Body, namespace: str | None, memo: Any,
-                           **kwargs: Any) -> None:
-    rt = runtime_of(memo)
-    request = _owner(kwargs["database_requests"], namespace or "", body)
-    if request is None:
-        return
-    rt.wakeups.notify(intent_key(request))
-    views = CnpgViews.from_kwargs(kwargs)
-    if type != "DELETED":
-        await database_requests.refresh_status(rt, request, views)
-    elif (fresh := await _still_wanted(rt, DATABASE_REQUESTS, request)) is not None:
-        await _all([database_requests.reconcile(rt, fresh, views)])
+for _kind in INTENT_KINDS:
+    if _kind.produces is not None:
+        _observe_produced(_kind, _kind.produces)
 
 
 # ---------------------------------------------------------------------------- role Secrets

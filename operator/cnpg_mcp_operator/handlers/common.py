@@ -10,8 +10,10 @@ import kopf
 from pydantic import BaseModel, ValidationError
 
 from cnpg_mcp_api import constants
+from cnpg_mcp_api.conditions import READY
 from cnpg_mcp_api.policy import role_request_violations
 from cnpg_mcp_operator.builders.status import make_condition
+from cnpg_mcp_operator.deletion import Plan
 from cnpg_mcp_operator.k8s import Resource
 from cnpg_mcp_operator.readiness import Verdict
 from cnpg_mcp_operator.runtime import Runtime
@@ -20,28 +22,11 @@ from cnpg_mcp_operator.status_writer import intent_key
 Json = dict[str, Any]
 
 CLUSTER_REQUESTS = Resource(constants.GROUP, constants.VERSION, constants.CLUSTER_REQUEST_PLURAL,
-                            "PgClusterRequest")
-ROLE_REQUESTS = Resource(constants.GROUP, constants.VERSION, constants.ROLE_REQUEST_PLURAL, "PgRoleRequest")
+                            constants.CLUSTER_REQUEST_KIND)
+ROLE_REQUESTS = Resource(constants.GROUP, constants.VERSION, constants.ROLE_REQUEST_PLURAL,
+                         constants.ROLE_REQUEST_KIND)
 DATABASE_REQUESTS = Resource(constants.GROUP, constants.VERSION, constants.DATABASE_REQUEST_PLURAL,
-                             "PgDatabaseRequest")
-
-
-def plain(body: Mapping[str, Any]) -> Json:
-    """A detached plain-dict copy of a Kopf body (safe to keep in caches and indexes)."""
-    def copy(value: Any) -> Any:
-        if isinstance(value, Mapping):
-            return {str(k): copy(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [copy(v) for v in value]
-        return value
-    return copy(body)  # type: ignore[no-any-return]
-
-
-def ready_reason(body: Mapping[str, Any]) -> str | None:
-    for condition in (body.get("status") or {}).get("conditions") or []:
-        if condition.get("type") == "Ready":
-            return str(condition.get("reason"))
-    return None
+                             constants.DATABASE_REQUEST_KIND)
 
 
 def verdict_status(body: Mapping[str, Any], verdict: Verdict, *, keep_generation: bool = False,
@@ -55,10 +40,10 @@ def verdict_status(body: Mapping[str, Any], verdict: Verdict, *, keep_generation
     generation = int(body["metadata"].get("generation") or 0)
     observed = int(status.get("observedGeneration") or 0) if keep_generation else generation
     condition = make_condition(
-        "Ready", verdict.ready, verdict.reason, verdict.message,
+        READY, verdict.ready, verdict.reason, verdict.message,
         observed_generation=observed, previous=status.get("conditions") or [],
     )
-    others = [c for c in status.get("conditions") or [] if c.get("type") != "Ready"]
+    others = [c for c in status.get("conditions") or [] if c.get("type") != READY]
     return {"observedGeneration": observed, "conditions": [*others, condition], "message": verdict.message,
             **extra}
 
@@ -73,7 +58,7 @@ DeletionStep = Callable[[Json], Awaitable[Verdict | None]]
 
 
 async def run_deletion(rt: Runtime, resource: Resource, body: Json, step: DeletionStep,
-                       done: Callable[[Json], Awaitable[None]]) -> None:
+                       done: Callable[[Json], Awaitable[None]], *, attempt_s: float = DELETION_ATTEMPT_S) -> None:
     """Runs `step` (None: nothing of ours is left) until it finishes, then `done`, under the intent's lock.
 
     While it does not finish, the step's verdict (Deleting / Blocked with the reason) is the
@@ -81,7 +66,7 @@ async def run_deletion(rt: Runtime, resource: Resource, body: Json, step: Deleti
     deletion loops forever on a stale body.
     """
     key = intent_key(body)
-    deadline = time.monotonic() + DELETION_ATTEMPT_S
+    deadline = time.monotonic() + attempt_s
     while True:
         async with rt.locks(key):
             body = rt.status.freshest(body)
@@ -95,6 +80,17 @@ async def run_deletion(rt: Runtime, resource: Resource, body: Json, step: Deleti
         if remaining <= 0:
             raise kopf.TemporaryError(f"{verdict.reason}: {verdict.message}", delay=DELETION_RETRY_S)
         await rt.wakeups.wait(key, remaining)
+
+
+async def apply_release(rt: Runtime, resource: Resource, obj: Mapping[str, Any], plan: Plan) -> Verdict | None:
+    """Performs a release plan's writes on `obj` (deletion.release_plan); returns its verdict."""
+    namespace, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
+    for write in plan.writes:
+        if write.patch is not None:
+            await rt.api.patch(resource, namespace, name, write.patch)
+        else:
+            await rt.api.delete(resource, namespace, name)
+    return plan.verdict
 
 
 def policy_denial(rt: Runtime, body: Mapping[str, Any], cluster: Mapping[str, Any] | None,

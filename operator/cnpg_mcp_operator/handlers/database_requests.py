@@ -12,56 +12,28 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-import kopf
-
+from cnpg_mcp_api.conditions import ready_reason
 from cnpg_mcp_api.models import PgDatabaseRequestSpec
 from cnpg_mcp_operator.builders.database import build_database
+from cnpg_mcp_operator.deletion import ReleaseWording, release_plan
 from cnpg_mcp_operator.drift import merge_patch, owned_by
 from cnpg_mcp_operator.handlers.common import (
     DATABASE_REQUESTS,
-    plain,
-    ready_reason,
+    apply_release,
     run_deletion,
     spec_problem,
     verdict_status,
 )
 from cnpg_mcp_operator.k8s import DATABASES
 from cnpg_mcp_operator.readiness import Verdict, crd_applied_verdict
-from cnpg_mcp_operator.registry import REGISTRY
-from cnpg_mcp_operator.runtime import Runtime, runtime_of
+from cnpg_mcp_operator.runtime import Runtime
 from cnpg_mcp_operator.status_writer import intent_key
-from cnpg_mcp_operator.views import CnpgViews, IndexEntry
+from cnpg_mcp_operator.views import CnpgViews
 
 log = logging.getLogger(__name__)
 
 Json = dict[str, Any]
-GROUP, VERSION, PLURAL = DATABASE_REQUESTS.group, DATABASE_REQUESTS.version, DATABASE_REQUESTS.plural
 OPTIONAL_DATABASE_KEYS = ("extensions", "schemas")
-
-
-@kopf.index(GROUP, VERSION, PLURAL, registry=REGISTRY)
-def database_requests_by_cluster(body: kopf.Body, namespace: str | None, spec: kopf.Spec,
-                                 **_: Any) -> IndexEntry:
-    """(namespace, cluster) → the PgDatabaseRequests that target it (for the Cluster observer)."""
-    return {(namespace or "", str(spec.get("cluster") or "")): plain(body)}
-
-
-@kopf.index(GROUP, VERSION, PLURAL, registry=REGISTRY)
-def database_requests(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> IndexEntry:
-    """(namespace, name) → the PgDatabaseRequest (for the Database observer)."""
-    return {(namespace or "", name): plain(body)}
-
-
-@kopf.on.resume(GROUP, VERSION, PLURAL, registry=REGISTRY)
-@kopf.on.create(GROUP, VERSION, PLURAL, registry=REGISTRY)
-@kopf.on.update(GROUP, VERSION, PLURAL, registry=REGISTRY)
-async def reconcile_database_request(body: kopf.Body, memo: Any, **kwargs: Any) -> None:
-    await reconcile(runtime_of(memo), plain(body), CnpgViews.from_kwargs(kwargs))
-
-
-@kopf.on.delete(GROUP, VERSION, PLURAL, registry=REGISTRY)
-async def delete_database_request(body: kopf.Body, memo: Any, **kwargs: Any) -> None:
-    await finalize(runtime_of(memo), plain(body), CnpgViews.from_kwargs(kwargs))
 
 
 def _names(body: Mapping[str, Any]) -> tuple[str, str, str]:
@@ -122,16 +94,22 @@ async def refresh_status(rt: Runtime, body: Json, views: CnpgViews) -> None:
                                              applied=verdict.ready))
 
 
-def needs_reconcile(body: Mapping[str, Any], database: Mapping[str, Any] | None) -> bool:
+def needs_reconcile(_: Runtime, body: Json, views: CnpgViews) -> bool:
     """After a CNPG event: must the Database be (re)created, e.g. once its Cluster appeared?"""
     if body["metadata"].get("deletionTimestamp"):
         return False
+    database = views.database(body["metadata"]["namespace"], body["metadata"]["name"])
     status = body.get("status") or {}
     return (status.get("observedGeneration") != body["metadata"].get("generation")
             or ready_reason(body) == "ClusterNotFound" or database is None)
 
 
 RETAIN_HINT = "set spec.databaseReclaimPolicy: retain to keep the database and finish the deletion"
+
+
+def release_wording(name: str) -> ReleaseWording:
+    return ReleaseWording(asked=f"deleting Database {name}", cannot="CNPG cannot drop the database",
+                          waiting=f"waiting for CNPG to release Database {name}", hint=RETAIN_HINT)
 
 
 async def finalize(rt: Runtime, body: Json, views: CnpgViews) -> None:
@@ -150,19 +128,9 @@ async def _finalize_step(rt: Runtime, body: Json, views: CnpgViews) -> Verdict |
     database = views.database(namespace, name)
     if database is None or not owned_by(database, body["metadata"]["uid"]):
         return None
-    meta = database["metadata"]
-    if views.cluster(namespace, cluster_name) is None:
-        if not meta.get("deletionTimestamp"):
-            await rt.api.delete(DATABASES, namespace, name)
-        return None  # no cluster to drop it from: cleanup completes
+    # the request's current policy wins, also while CNPG is deleting: retain releases a blocked drop
     policy = str((body.get("spec") or {}).get("databaseReclaimPolicy") or "retain")
-    if (database.get("spec") or {}).get("databaseReclaimPolicy") != policy:
-        # the request's current policy wins, also while CNPG is deleting: retain releases a blocked drop
-        await rt.api.patch(DATABASES, namespace, name, {"spec": {"databaseReclaimPolicy": policy}})
-    if not meta.get("deletionTimestamp"):
-        await rt.api.delete(DATABASES, namespace, name)
-        return Verdict(False, "Deleting", f"deleting Database {name}")
-    status = database.get("status") or {}
-    if policy == "delete" and status.get("applied") is False and status.get("message"):
-        return Verdict(False, "Blocked", f"CNPG cannot drop the database: {status['message']}; {RETAIN_HINT}")
-    return Verdict(False, "Deleting", f"waiting for CNPG to release Database {name}")
+    plan = release_plan(database, policy_field="databaseReclaimPolicy", policy=policy,
+                        cluster_exists=views.cluster(namespace, cluster_name) is not None,
+                        wording=release_wording(name))
+    return await apply_release(rt, DATABASES, database, plan)

@@ -21,6 +21,7 @@ from typing import Any
 
 import kopf
 
+from cnpg_mcp_api.conditions import ready_reason
 from cnpg_mcp_api.models import PgRoleRequestSpec
 from cnpg_mcp_api.naming import role_secret_name
 from cnpg_mcp_operator.backend import RoleBackend, backend_of
@@ -34,13 +35,13 @@ from cnpg_mcp_operator.builders.role import (
     rotation_token,
     secret_needs_update,
 )
+from cnpg_mcp_operator.deletion import ReleaseWording, release_plan
 from cnpg_mcp_operator.drift import merge_patch, owned_by
 from cnpg_mcp_operator.handlers.common import (
     ROLE_REQUESTS,
+    apply_release,
     bootstrap_database,
-    plain,
     policy_denial,
-    ready_reason,
     run_deletion,
     spec_problem,
     verdict_status,
@@ -55,44 +56,18 @@ from cnpg_mcp_operator.readiness import (
     managed_role_entry,
     managed_role_verdict,
 )
-from cnpg_mcp_operator.registry import REGISTRY
-from cnpg_mcp_operator.runtime import Runtime, runtime_of
+from cnpg_mcp_operator.runtime import Runtime
 from cnpg_mcp_operator.status_writer import intent_key
-from cnpg_mcp_operator.views import CnpgViews, IndexEntry
+from cnpg_mcp_operator.views import CnpgViews
 
 log = logging.getLogger(__name__)
 
 Json = dict[str, Any]
-GROUP, VERSION, PLURAL = ROLE_REQUESTS.group, ROLE_REQUESTS.version, ROLE_REQUESTS.plural
 # Optional RoleConfiguration keys: when the request drops one, the patch must remove it too.
 OPTIONAL_ROLE_KEYS = ("validUntil", "comment", "inRoles", "passwordSecret")
 PENDING_MEMBERSHIP_RECHECK_S = 5.0
 # Ready reasons under which the observers must not overwrite the status with CNPG's view.
 OWN_VERDICTS = ("PolicyDenied", "Conflict", "Invalid", "SecretMissing")
-
-
-@kopf.index(GROUP, VERSION, PLURAL, registry=REGISTRY)
-def role_requests_by_cluster(body: kopf.Body, namespace: str | None, spec: kopf.Spec, **_: Any) -> IndexEntry:
-    """(namespace, cluster) → the PgRoleRequests that target it (for the Cluster observer)."""
-    return {(namespace or "", str(spec.get("cluster") or "")): plain(body)}
-
-
-@kopf.index(GROUP, VERSION, PLURAL, registry=REGISTRY)
-def role_requests(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> IndexEntry:
-    """(namespace, name) → the PgRoleRequest (for the DatabaseRole observer)."""
-    return {(namespace or "", name): plain(body)}
-
-
-@kopf.on.resume(GROUP, VERSION, PLURAL, registry=REGISTRY)
-@kopf.on.create(GROUP, VERSION, PLURAL, registry=REGISTRY)
-@kopf.on.update(GROUP, VERSION, PLURAL, registry=REGISTRY)
-async def reconcile_role_request(body: kopf.Body, memo: Any, **kwargs: Any) -> None:
-    await reconcile(runtime_of(memo), plain(body), CnpgViews.from_kwargs(kwargs))
-
-
-@kopf.on.delete(GROUP, VERSION, PLURAL, registry=REGISTRY)
-async def delete_role_request(body: kopf.Body, memo: Any, **kwargs: Any) -> None:
-    await finalize(runtime_of(memo), plain(body), CnpgViews.from_kwargs(kwargs))
 
 
 # ------------------------------------------------------------------------------------ reconcile
@@ -303,7 +278,7 @@ async def refresh_status(rt: Runtime, body: Json, views: CnpgViews) -> None:
                               verdict_status(body, verdict, keep_generation=True, applied=verdict.ready))
 
 
-def needs_reconcile(body: Mapping[str, Any], views: CnpgViews, detected: RoleBackend) -> bool:
+def needs_reconcile(rt: Runtime, body: Json, views: CnpgViews) -> bool:
     """After a Cluster event: must this request (re)produce, or is a status refresh enough?"""
     status = body.get("status") or {}
     if body["metadata"].get("deletionTimestamp"):
@@ -312,7 +287,7 @@ def needs_reconcile(body: Mapping[str, Any], views: CnpgViews, detected: RoleBac
         return True
     if ready_reason(body) in ("ClusterNotFound", "PolicyDenied"):
         return True  # the cluster appeared (or its bootstrap owner changed): decide again
-    if backend_of(status, detected) is RoleBackend.MANAGED_ROLES:
+    if backend_of(status, rt.role_backend) is RoleBackend.MANAGED_ROLES:
         namespace, _, cluster_name, role = _names(body)
         return managed_role_entry(views.cluster(namespace, cluster_name), role) is None
     return False
@@ -354,40 +329,42 @@ async def _finalize_step(rt: Runtime, body: Json, views: CnpgViews) -> Verdict |
     database_role = views.database_role(namespace, name)
     if database_role is not None and owned_by(database_role, uid):
         return await _release_database_role(rt, database_role, drop, cluster is not None, role)
+    edit, verdict = managed_entry_release_plan(cluster, role, uid, drop)
+    if edit is not None:
+        await rt.managed_roles.edit(namespace, cluster_name, edit)
+    return verdict
+
+
+def managed_entry_release_plan(cluster: Mapping[str, Any] | None, role: str, uid: str,
+                               drop: bool) -> tuple[Edit | None, Verdict | None]:
+    """Pure: the next edit of our managed.roles entry during deletion, and the verdict after it
+    (None: nothing of ours is left). An entry recorded under another UID is never touched."""
     entry = managed_role_entry(cluster, role)
     if cluster is None or entry is None or role_owners(cluster).get(role) != uid:
-        return None
+        return None, None
     if not drop or managed_role_dropped(cluster, role):
-        await rt.managed_roles.edit(namespace, cluster_name, _remove(role, uid))
-        return None
+        return _remove(role, uid), None
     if entry.get("ensure") != "absent":
-        await rt.managed_roles.edit(namespace, cluster_name, _mark_absent(role, uid))
-        return Verdict(False, "Deleting", f"asked CNPG to drop role {role}")
+        return _mark_absent(role, uid), Verdict(False, "Deleting", f"asked CNPG to drop role {role}")
     blocker = managed_role_blocker(cluster, role)
     if blocker:
-        return Verdict(False, "Blocked", f"CNPG cannot drop role {role}: {blocker}; {RETAIN_HINT}")
-    return Verdict(False, "Deleting", f"waiting for CNPG to drop role {role}")
+        return None, Verdict(False, "Blocked", f"CNPG cannot drop role {role}: {blocker}; {RETAIN_HINT}")
+    return None, Verdict(False, "Deleting", f"waiting for CNPG to drop role {role}")
+
+
+def release_wording(role: str, drop: bool) -> ReleaseWording:
+    verb = "drop" if drop else "release"
+    return ReleaseWording(asked=f"asked CNPG to {verb} role {role}", cannot=f"CNPG cannot drop role {role}",
+                          waiting=f"waiting for CNPG to {verb} role {role}", hint=RETAIN_HINT)
 
 
 async def _release_database_role(rt: Runtime, database_role: Json, drop: bool, cluster_exists: bool,
                                  role: str) -> Verdict | None:
-    meta = database_role["metadata"]
-    namespace, name = meta["namespace"], meta["name"]
-    if not cluster_exists:
-        if not meta.get("deletionTimestamp"):
-            await rt.api.delete(DATABASE_ROLES, namespace, name)
-        return None  # nothing left to drop it in: cleanup completes
-    policy = "delete" if drop else "retain"
-    if (database_role.get("spec") or {}).get("databaseRoleReclaimPolicy") != policy:
-        # also while CNPG is already deleting it: a switch to retain releases a blocked drop
-        await rt.api.patch(DATABASE_ROLES, namespace, name, {"spec": {"databaseRoleReclaimPolicy": policy}})
-    if not meta.get("deletionTimestamp"):
-        await rt.api.delete(DATABASE_ROLES, namespace, name)
-        return Verdict(False, "Deleting", f"asked CNPG to {'drop' if drop else 'release'} role {role}")
-    status = database_role.get("status") or {}
-    if drop and status.get("applied") is False and status.get("message"):
-        return Verdict(False, "Blocked", f"CNPG cannot drop role {role}: {status['message']}; {RETAIN_HINT}")
-    return Verdict(False, "Deleting", f"waiting for CNPG to {'drop' if drop else 'release'} role {role}")
+    # also while CNPG is already deleting it: a switch to retain releases a blocked drop
+    plan = release_plan(database_role, policy_field="databaseRoleReclaimPolicy",
+                        policy="delete" if drop else "retain", cluster_exists=cluster_exists,
+                        wording=release_wording(role, drop))
+    return await apply_release(rt, DATABASE_ROLES, database_role, plan)
 
 
 async def _delete_secret(rt: Runtime, body: Json) -> None:
