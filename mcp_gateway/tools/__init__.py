@@ -1,4 +1,4 @@
-"""The 12 MCP tools, grouped by what they manage."""
+"""The MCP tools, grouped by toolset (one module each); `catalog` lists them all."""
 
 from __future__ import annotations
 
