@@ -102,6 +102,15 @@ async def _adopt_for_deletion(gw: Gateway, cluster: dict[str, Any]) -> dict[str,
         f"over to delete it ({why}). Nothing was changed; delete it with kubectl if you own it."))
 
 
+async def _existing(gw: Gateway, ns: str, name: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """The Cluster and its PgClusterRequest (either may be missing, not both: NOT_FOUND)."""
+    cluster = await gw.kube.cnpg_get_or_none(constants.CNPG_CLUSTERS, ns, name)
+    request = await gw.kube.intent_get_or_none(PLURAL, ns, name)
+    if cluster is None and request is None:
+        raise errors.tool_error(errors.NOT_FOUND, f"no cluster {name!r} in namespace {ns!r}")
+    return cluster, request
+
+
 def _refused(request: dict[str, Any] | None) -> bool:
     return render.ready_condition(request).get("reason") in ("Conflict", "Invalid")
 
@@ -228,10 +237,7 @@ async def scale_postgres_cluster(
     count, deletionPolicy Retain) instead of being edited."""
     ns = gw.namespace(namespace)
     async with gw.acting(f"scaling cluster {ns}/{name}"):
-        cluster = await gw.kube.cnpg_get_or_none(constants.CNPG_CLUSTERS, ns, name)
-        request = await gw.kube.intent_get_or_none(PLURAL, ns, name)
-        if cluster is None and request is None:
-            raise errors.tool_error(errors.NOT_FOUND, f"no cluster {name!r} in namespace {ns!r}")
+        cluster, request = await _existing(gw, ns, name)
         current = (((cluster or {}).get("spec") or {}).get("instances")
                    or ((request or {}).get("spec") or {}).get("instances") or 3)
         if request is None:
@@ -271,10 +277,7 @@ async def delete_postgres_cluster(
     Cluster; roles, databases and Secrets it produced go with it."""
     ns = gw.namespace(namespace)
     async with gw.acting(f"deleting cluster {ns}/{name}"):
-        cluster = await gw.kube.cnpg_get_or_none(constants.CNPG_CLUSTERS, ns, name)
-        request = await gw.kube.intent_get_or_none(PLURAL, ns, name)
-        if cluster is None and request is None:
-            raise errors.tool_error(errors.NOT_FOUND, f"no cluster {name!r} in namespace {ns!r}")
+        cluster, request = await _existing(gw, ns, name)
         roles = [r["metadata"]["name"] for r in await gw.kube.intent_list(constants.ROLE_REQUEST_PLURAL, ns)
                  if r["spec"].get("cluster") == name]
         databases = [d["metadata"]["name"] for d in

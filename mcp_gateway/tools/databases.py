@@ -13,7 +13,7 @@ from cnpg_mcp_api.naming import database_request_name
 from mcp_gateway import errors, intents, render
 from mcp_gateway.gateway import Gateway
 from mcp_gateway.registry import CREATE, DELETE, READ, ToolSpec
-from mcp_gateway.tools import outputs, result
+from mcp_gateway.tools import delete_request, outputs, result
 from mcp_gateway.tools.clusters import ClusterName, DryRun, Namespace
 from mcp_gateway.tools.roles import RoleName, _require_cluster, checked_name
 
@@ -96,12 +96,10 @@ async def delete_postgres_database(gw: Gateway, cluster_name: ClusterName, datab
     checked_name(database_name, "database")
     ns = gw.namespace(namespace)
     name = database_request_name(cluster_name, database_name)
-    async with gw.acting(f"deleting database {database_name} in {ns}/{cluster_name}"):
-        request = await gw.kube.intent_get_or_none(PLURAL, ns, name)
-        if request is None:
-            raise errors.tool_error(errors.NOT_FOUND, f"database {database_name!r} of cluster {cluster_name!r} "
-                                    "is not managed by cnpg-mcp (list_postgres_databases shows them)")
-        await gw.kube.delete_intent(PLURAL, ns, name, dry_run=dry_run)
+    request = await delete_request(
+        gw, PLURAL, ns, name, dry_run=dry_run, doing=f"deleting database {database_name} in {ns}/{cluster_name}",
+        missing=f"database {database_name!r} of cluster {cluster_name!r} is not managed by cnpg-mcp "
+                "(list_postgres_databases shows them)")
     policy = request["spec"].get("databaseReclaimPolicy", "retain")
     effect = ("the database will be DROPPED with its data" if policy == "delete" else
               "the database and its data stay in PostgreSQL (reclaim policy retain)")

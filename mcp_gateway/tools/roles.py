@@ -14,7 +14,7 @@ from cnpg_mcp_api.policy import is_reserved_role
 from mcp_gateway import errors, intents, render
 from mcp_gateway.gateway import Gateway
 from mcp_gateway.registry import CREATE, DELETE, READ, ToolSpec, hints
-from mcp_gateway.tools import outputs, privilege, result
+from mcp_gateway.tools import delete_request, outputs, privilege, result
 from mcp_gateway.tools.clusters import ClusterName, DryRun, Namespace
 from mcp_gateway.tools.privilege import PrivilegeAck
 
@@ -202,12 +202,10 @@ async def delete_postgres_role(gw: Gateway, cluster_name: ClusterName, role_name
     checked_name(role_name)
     ns = gw.namespace(namespace)
     name = role_request_name(cluster_name, role_name)
-    async with gw.acting(f"deleting role {role_name} in {ns}/{cluster_name}"):
-        request = await gw.kube.intent_get_or_none(PLURAL, ns, name)
-        if request is None:
-            raise errors.tool_error(errors.NOT_FOUND, f"role {role_name!r} of cluster {cluster_name!r} is not "
-                                    "managed by cnpg-mcp (list_postgres_roles shows the roles)")
-        await gw.kube.delete_intent(PLURAL, ns, name, dry_run=dry_run)
+    request = await delete_request(
+        gw, PLURAL, ns, name, dry_run=dry_run, doing=f"deleting role {role_name} in {ns}/{cluster_name}",
+        missing=f"role {role_name!r} of cluster {cluster_name!r} is not managed by cnpg-mcp (list_postgres_roles "
+                "shows the roles)")
     policy = request["spec"].get("reclaimPolicy", "delete")
     effect = ("the role is dropped from PostgreSQL and its Secret deleted" if policy == "delete" else
               "the role stays in PostgreSQL (reclaimPolicy retain); its Secret is deleted")
