@@ -107,3 +107,19 @@ def test_sdk_validation_errors_carry_invalid_argument(arguments: dict[str, objec
 def test_a_tool_not_offered_is_a_coded_not_found() -> None:
     message = error_text(call(GatewayConfig(read_only=True), "create_postgres_cluster", {"name": "db"}))
     assert "[NOT_FOUND]" in message and "--read-only" in message, message
+
+
+def test_handlers_are_module_level_functions_callable_on_their_own() -> None:
+    from mcp.server.mcpserver.exceptions import ToolError  # noqa: PLC0415
+
+    from mcp_gateway.tools import roles  # noqa: PLC0415
+
+    # No gateway, context or server needed for a check that comes before any API call.
+    with pytest.raises(ToolError, match=r"\[PASSWORD_NOT_ACCEPTED\]"):
+        anyio.run(lambda: roles.update_postgres_role(
+            None, "db", "app", password="s3cret", ctx=None, acknowledgement=None))  # type: ignore[arg-type]
+
+
+def test_the_gateway_parameter_is_never_published() -> None:
+    for listed in docgen.published().values():
+        assert "gw" not in listed["inputSchema"]["properties"], listed["name"]
