@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: dev test lint typecheck unit integration cluster cluster-down binaries system-deps crds venv clean
+.PHONY: dev test lint typecheck unit integration cluster cluster-down binaries system-deps crds tools-docs venv clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,9 @@ binaries: system-deps
 
 crds: venv
 	$(BIN)/python -m cnpg_mcp_api.crdgen
+
+tools-docs: venv
+	$(BIN)/python -m mcp_gateway.docgen
 
 lint: venv
 	$(BIN)/ruff check .

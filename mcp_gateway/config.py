@@ -9,6 +9,7 @@ from pathlib import Path
 
 from mcp_gateway import identity
 from mcp_gateway.auth import OIDC_PREFIX, STATIC_TOKEN_PREFIX
+from mcp_gateway.registry import TOOLSETS
 
 DEFAULT_PORT = 4204
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -42,6 +43,7 @@ class GatewayConfig:
     token_username_prefix: str = STATIC_TOKEN_PREFIX
     token_groups_prefix: str = STATIC_TOKEN_PREFIX
     allow_any_host: bool = False
+    toolsets: tuple[str, ...] = ()  # empty: every toolset
 
     @property
     def has_auth(self) -> bool:
@@ -89,8 +91,11 @@ def parse_args(argv: list[str] | None = None) -> GatewayConfig:
     parser.add_argument("--allow-any-host", action="store_true",
                         help="serve HTTP on a non-loopback address without --allowed-host (no DNS-rebinding "
                              "protection; only behind a proxy that checks Host itself)")
-    parser.add_argument("--read-only", action="store_true", help="offer only the read tools")
-    parser.add_argument("--disable-destructive", action="store_true", help="do not offer the delete tools")
+    parser.add_argument("--read-only", action="store_true", help="offer only the tools annotated read-only")
+    parser.add_argument("--disable-destructive", action="store_true",
+                        help="do not offer the tools annotated destructive (deletes, scaling, role updates)")
+    parser.add_argument("--toolsets", default="",
+                        help=f"comma-separated toolsets to offer (default: all of {','.join(TOOLSETS)})")
     parser.add_argument("--namespace-allow", action="append", default=[],
                         help="namespaces the tools may touch (repeatable; default: all)")
     parser.add_argument("--impersonate", action="store_true",
@@ -116,6 +121,7 @@ def parse_args(argv: list[str] | None = None) -> GatewayConfig:
         oidc_username_prefix=args.oidc_username_prefix, oidc_groups_prefix=args.oidc_groups_prefix,
         token_username_prefix=args.token_username_prefix, token_groups_prefix=args.token_groups_prefix,
         allow_any_host=args.allow_any_host,
+        toolsets=tuple(name.strip() for name in args.toolsets.split(",") if name.strip()),
     )
     problem = config_problem(config)
     if problem:
@@ -134,6 +140,9 @@ def config_problem(config: GatewayConfig) -> str | None:
         problem = identity.prefix_problem(prefix, flag)
         if problem:
             return problem
+    unknown = sorted(set(config.toolsets) - set(TOOLSETS))
+    if unknown:
+        return f"--toolsets: unknown toolset(s) {', '.join(unknown)}; known: {', '.join(TOOLSETS)}"
     if config.transport != "http":
         return None
     if config.oidc_issuer and not (config.oidc_audience and config.oidc_jwks_url):

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from mcp.server.mcpserver.exceptions import ToolError
+from pydantic import ValidationError
 
 INVALID_ARGUMENT = "INVALID_ARGUMENT"
 NOT_FOUND = "NOT_FOUND"
@@ -22,6 +23,28 @@ PRIVILEGE_ACK_REQUIRED = "PRIVILEGE_ACK_REQUIRED"
 API_ERROR = "API_ERROR"
 UNAVAILABLE = "UNAVAILABLE"  # retryable: the Kubernetes API could not be reached or did not answer in time
 INTERNAL = "INTERNAL"
+
+# What each code means and what to do (the generated docs/tools.md lists them).
+MEANINGS = {
+    INVALID_ARGUMENT: "An argument is malformed (type, pattern, range) or refused by the API server; fix it.",
+    NOT_FOUND: "The named cluster, role, database or request does not exist; list to see what does.",
+    ALREADY_EXISTS: "An object of that name exists already; pick another name or change the existing one.",
+    CONFLICT: "The object is in a state that forbids the change (e.g. not managed by cnpg-mcp); read it first.",
+    FORBIDDEN: "Kubernetes RBAC refused the gateway (or the impersonated caller) access.",
+    UNAUTHENTICATED: "The gateway's Kubernetes credentials were rejected.",
+    NAMESPACE_NOT_ALLOWED: "The namespace is outside the gateway's --namespace-allow list.",
+    NAMESPACE_NOT_FOUND: "The namespace does not exist.",
+    IDENTITY_REFUSED: "The caller's token names a built-in Kubernetes identity (system:), which is never used.",
+    PASSWORD_NOT_ACCEPTED: "A literal password was given; passwords never pass through MCP (use reset_password).",
+    REFUSED: "The user declined the confirmation the tool asked for; nothing was changed.",
+    PRIVILEGE_ACK_REQUIRED: "Privileged role attributes need the user's acknowledgement (privileged=true).",
+    API_ERROR: "The Kubernetes API answered with an unexpected error.",
+    UNAVAILABLE: "The Kubernetes API could not be reached or did not answer in time; retryable.",
+    INTERNAL: "An unexpected failure in the gateway; its log has the details.",
+}
+# Codes any tool can return: argument checks, namespace checks and every Kubernetes API call.
+COMMON = (INVALID_ARGUMENT, NAMESPACE_NOT_ALLOWED, NAMESPACE_NOT_FOUND, IDENTITY_REFUSED, FORBIDDEN,
+          UNAUTHENTICATED, UNAVAILABLE, API_ERROR, INTERNAL)
 
 
 def tool_error(code: str, message: str) -> ToolError:
@@ -68,3 +91,10 @@ def from_transport_exception(exc: BaseException, doing: str) -> ToolError:
     reason = str(getattr(exc, "reason", "") or exc) or type(exc).__name__
     return tool_error(UNAVAILABLE, f"{doing}: the Kubernetes API could not be reached ({type(exc).__name__}: "
                                    f"{reason[:300]}). This is retryable: try again shortly.")
+
+
+def from_validation(tool: str, exc: ValidationError) -> ToolError:
+    """The SDK's argument validation failure, coded like every other failure (field and rule, not the value)."""
+    problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'arguments'}: {e['msg']}" for e in exc.errors()[:5])
+    return ToolError(f"Error executing tool {tool}: [{INVALID_ARGUMENT}] {problems}. The tool's inputSchema in "
+                     "tools/list gives each parameter's type and rules.")

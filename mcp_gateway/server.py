@@ -3,26 +3,30 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from mcp.server import MCPServer
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import TokenVerifier
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.caching import CacheHint
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.transport_security import TransportSecuritySettings
-from pydantic import AnyHttpUrl
+from mcp.types import CallToolResult, InputRequiredResult
+from pydantic import AnyHttpUrl, ValidationError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from mcp_gateway import auth, errors, identity
+from mcp_gateway import auth, errors, identity, registry
 from mcp_gateway.config import GatewayConfig
 from mcp_gateway.gateway import Gateway
 from mcp_gateway.k8s import Kube
 from mcp_gateway.namespaces import infer_default_namespace
-from mcp_gateway.tools import clusters, databases, roles
+from mcp_gateway.tools.catalog import TOOLS
 
 SERVER_NAME = "cnpg-mcp"
 TOOLS_LIST_TTL_MS = 300_000
@@ -31,6 +35,23 @@ INSTRUCTIONS = (
     "that the cnpg-mcp operator reconciles. Passwords are never returned: tools give the Secret's name. "
     "Use dry_run=true to preview any change."
 )
+
+
+class GatewayServer(MCPServer):
+    """The SDK's server, with every call failure coded: argument validation and unknown tools included."""
+
+    async def call_tool(self, name: str, arguments: dict[str, Any],
+                        context: Context[Any, Any] | None = None) -> CallToolResult | InputRequiredResult:
+        try:
+            return await super().call_tool(name, arguments, context)
+        except ToolError as exc:
+            if isinstance(exc.__cause__, ValidationError):  # the SDK checked the arguments against inputSchema
+                raise errors.from_validation(name, exc.__cause__) from exc.__cause__
+            if self._tool_manager.get_tool(name) is None:
+                raise errors.tool_error(errors.NOT_FOUND, (
+                    f"unknown tool {name!r}: this gateway does not offer it (tools/list shows what it offers; "
+                    "--read-only, --disable-destructive and --toolsets narrow the list)")) from exc
+            raise
 
 
 def _verifier(config: GatewayConfig) -> TokenVerifier | None:
@@ -60,12 +81,10 @@ def build_server(config: GatewayConfig, kube: Kube | None = None) -> MCPServer:
         settings = AuthSettings(issuer_url=AnyHttpUrl(issuer), resource_server_url=None,
                                 validate_token_resource=False)
     # The tool list is fixed for a configuration: clients may cache it instead of re-listing before calls.
-    mcp = MCPServer(SERVER_NAME, version="0.1.0", instructions=INSTRUCTIONS, token_verifier=verifier,
+    mcp = GatewayServer(SERVER_NAME, version="0.1.0", instructions=INSTRUCTIONS, token_verifier=verifier,
                     auth=settings, cache_hints={"tools/list": CacheHint(ttl_ms=TOOLS_LIST_TTL_MS, scope="public")})
-    writes = not config.read_only
-    deletes = writes and not config.disable_destructive
-    for group in (clusters, roles, databases):
-        group.register(mcp, gateway, writes=writes, deletes=deletes)
+    registry.register(mcp, gateway, registry.offered(TOOLS, toolsets=config.toolsets, read_only=config.read_only,
+                                                     disable_destructive=config.disable_destructive))
 
     async def healthz(_: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})

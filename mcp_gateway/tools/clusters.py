@@ -7,16 +7,16 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal, TypeVar
 
 import anyio
-from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
-from mcp.types import CallToolResult, ToolAnnotations
+from mcp.types import CallToolResult
 from pydantic import Field
 
 from cnpg_mcp_api import constants
 from cnpg_mcp_api.models import CLUSTER_NAME_PATTERN
 from mcp_gateway import errors, intents, render
 from mcp_gateway.gateway import Gateway, both
-from mcp_gateway.tools import result
+from mcp_gateway.registry import CREATE, DELETE, READ, ToolSpec, hints
+from mcp_gateway.tools import outputs, result
 
 PLURAL = constants.CLUSTER_REQUEST_PLURAL
 # How long a tool waits for the operator's answer before it reports the request's real state instead.
@@ -102,230 +102,243 @@ async def _adopt_for_deletion(gw: Gateway, cluster: dict[str, Any]) -> dict[str,
         f"over to delete it ({why}). Nothing was changed; delete it with kubectl if you own it."))
 
 
+async def _existing(gw: Gateway, ns: str, name: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """The Cluster and its PgClusterRequest (either may be missing, not both: NOT_FOUND)."""
+    cluster = await gw.kube.cnpg_get_or_none(constants.CNPG_CLUSTERS, ns, name)
+    request = await gw.kube.intent_get_or_none(PLURAL, ns, name)
+    if cluster is None and request is None:
+        raise errors.tool_error(errors.NOT_FOUND, f"no cluster {name!r} in namespace {ns!r}")
+    return cluster, request
+
+
 def _refused(request: dict[str, Any] | None) -> bool:
     return render.ready_condition(request).get("reason") in ("Conflict", "Invalid")
 
 
-def register(mcp: MCPServer, gw: Gateway, *, writes: bool, deletes: bool) -> None:
-    read = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
 
-    async def list_postgres_clusters(namespace: Namespace = None, detail_level: DetailLevel = "concise",
-                                     format: Format = "text") -> CallToolResult:
-        """List the PostgreSQL clusters (CloudNativePG Clusters) of a namespace, with health and whether
-        cnpg-mcp manages them. Also shows requested clusters the operator has not created yet."""
-        ns = gw.namespace(namespace)
-        async with gw.acting(f"listing clusters in {ns}"):
-            clusters, request_list = await both(gw.kube.cnpg_list(constants.CNPG_CLUSTERS, ns),
-                                                gw.kube.intent_list(PLURAL, ns))
-            requests = {r["metadata"]["name"]: r for r in request_list}
-        detailed = detail_level == "detailed"
-        summaries = [render.cluster_summary(c, requests.pop(c["metadata"]["name"], None), detailed=detailed)
-                     for c in clusters]
-        summaries += [render.cluster_summary(None, r, detailed=detailed) for r in requests.values()]
-        data = {"clusters": summaries, "count": len(summaries), "scope": render.scope(ns)}
-        if not summaries:
-            text = f"No PostgreSQL clusters found in {render.scope(ns)}."
-        else:
-            text = f"Found {len(summaries)} PostgreSQL cluster(s) in {render.scope(ns)}:\n\n" + "\n\n".join(
-                render.cluster_text(s) for s in summaries)
-        return result(text, data, as_json=format == "json")
+async def list_postgres_clusters(gw: Gateway, namespace: Namespace = None, detail_level: DetailLevel = "concise",
+                                 format: Format = "text") -> CallToolResult:
+    """Use to see which PostgreSQL clusters exist in a namespace before acting on one.
+    Lists the CloudNativePG Clusters with their health and whether cnpg-mcp manages them, plus requested
+    clusters the operator has not created yet."""
+    ns = gw.namespace(namespace)
+    async with gw.acting(f"listing clusters in {ns}"):
+        clusters, request_list = await both(gw.kube.cnpg_list(constants.CNPG_CLUSTERS, ns),
+                                            gw.kube.intent_list(PLURAL, ns))
+        requests = {r["metadata"]["name"]: r for r in request_list}
+    detailed = detail_level == "detailed"
+    summaries = [render.cluster_summary(c, requests.pop(c["metadata"]["name"], None), detailed=detailed)
+                 for c in clusters]
+    summaries += [render.cluster_summary(None, r, detailed=detailed) for r in requests.values()]
+    data = {"clusters": summaries, "count": len(summaries), "scope": render.scope(ns)}
+    if not summaries:
+        text = f"No PostgreSQL clusters found in {render.scope(ns)}."
+    else:
+        text = f"Found {len(summaries)} PostgreSQL cluster(s) in {render.scope(ns)}:\n\n" + "\n\n".join(
+            render.cluster_text(s) for s in summaries)
+    return result(text, data, as_json=format == "json")
 
-    async def get_cluster_status(name: ClusterName, namespace: Namespace = None,
-                                 detail_level: DetailLevel = "concise", format: Format = "text") -> CallToolResult:
-        """Health of one cluster: phase, ready instances, primary, version, storage, and (detailed) its
-        conditions, parameters, managed roles and recent events, plus the state of its PgClusterRequest."""
-        ns = gw.namespace(namespace)
-        async with gw.acting(f"reading cluster {ns}/{name}"):
-            cluster, request = await both(gw.kube.cnpg_get_or_none(constants.CNPG_CLUSTERS, ns, name),
-                                          gw.kube.intent_get_or_none(PLURAL, ns, name))
-        if cluster is None and request is None:
-            raise errors.tool_error(errors.NOT_FOUND, f"no cluster {name!r} in namespace {ns!r}; "
-                                                      "list_postgres_clusters shows what exists")
-        summary = render.cluster_summary(cluster, request, detailed=detail_level == "detailed", full=True)
-        if detail_level == "detailed":
-            async with gw.acting(f"reading events of {ns}/{name}"):
-                summary["events"] = render.event_entries(await gw.kube.events_for(ns, name))
-        return result(render.cluster_text(summary), summary, as_json=format == "json")
+async def get_cluster_status(gw: Gateway, name: ClusterName, namespace: Namespace = None,
+                             detail_level: DetailLevel = "concise", format: Format = "text") -> CallToolResult:
+    """Use to check one cluster's health or follow a change (creation, scaling, deletion).
+    Reports phase, ready instances, primary, version, storage, and (detailed) its conditions, parameters,
+    managed roles and recent events, plus the state of its PgClusterRequest."""
+    ns = gw.namespace(namespace)
+    async with gw.acting(f"reading cluster {ns}/{name}"):
+        cluster, request = await both(gw.kube.cnpg_get_or_none(constants.CNPG_CLUSTERS, ns, name),
+                                      gw.kube.intent_get_or_none(PLURAL, ns, name))
+    if cluster is None and request is None:
+        raise errors.tool_error(errors.NOT_FOUND, f"no cluster {name!r} in namespace {ns!r}; "
+                                                  "list_postgres_clusters shows what exists")
+    summary = render.cluster_summary(cluster, request, detailed=detail_level == "detailed", full=True)
+    if detail_level == "detailed":
+        async with gw.acting(f"reading events of {ns}/{name}"):
+            summary["events"] = render.event_entries(await gw.kube.events_for(ns, name))
+    return result(render.cluster_text(summary), summary, as_json=format == "json")
 
-    mcp.add_tool(list_postgres_clusters, name="list_postgres_clusters", annotations=read)
-    mcp.add_tool(get_cluster_status, name="get_cluster_status", annotations=read)
-    if not writes:
-        return
 
-    async def create_postgres_cluster(
-        name: ClusterName, ctx: Context,
-        instances: Annotated[int, Field(ge=1, le=10, description="PostgreSQL instances (1-10)")] = 3,
-        storage_size: Annotated[str, Field(description="Storage per instance, e.g. 10Gi")] = "10Gi",
-        postgres_version: Annotated[str, Field(description="PostgreSQL major version, e.g. 16")] = "16",
-        storage_class: Annotated[str | None, Field(description="StorageClass (cluster default if unset)")] = None,
-        wait: Annotated[bool, Field(description="Wait until CNPG reports the cluster ready")] = False,
-        timeout: Annotated[int | None, Field(ge=30, le=600, description="Seconds to wait (30-600; default "
-                                                                         "60 per instance)")] = None,
-        namespace: Namespace = None, dry_run: DryRun = False,
-    ) -> CallToolResult:
-        """Create a highly available PostgreSQL cluster by creating a PgClusterRequest; the cnpg-mcp operator
-        creates the CloudNativePG Cluster (database 'app' owned by 'app', credentials in Secret <name>-app)."""
-        ns = gw.namespace(namespace)
-        body = intents.cluster_intent(name, ns, instances=instances, storage_size=storage_size,
-                                      postgres_version=postgres_version, storage_class=storage_class,
-                                      requested_by=gw.requested_by())
-        async with gw.acting(f"creating cluster {ns}/{name}"):
-            if await gw.kube.cnpg_get_or_none(constants.CNPG_CLUSTERS, ns, name) is not None:
-                raise errors.tool_error(errors.ALREADY_EXISTS, f"a Cluster {name!r} already exists in {ns!r}; "
-                                        "use scale_postgres_cluster or pick another name")
-            created = await gw.kube.write_intent(PLURAL, ns, body, dry_run=dry_run)
-        applied = {"apiVersion": created["apiVersion"], "kind": created["kind"],
-                   "metadata": {"name": name, "namespace": ns}, "spec": created["spec"]}
-        if dry_run:
-            text = (f"Dry run: PgClusterRequest for '{name}' in namespace '{ns}' (validated by the API server, "
-                    f"nothing created):\n```yaml\n{render.manifests_yaml([applied])}```")
-            return result(text, {"dry_run": True, "created": False, "manifest": applied})
-        data: dict[str, Any] = {"dry_run": False, "created": True, "name": name, "namespace": ns,
-                                "request": f"{PLURAL}/{name}", "app_secret": f"{name}-app"}
-        configuration = (f"\n\nConfiguration:\n- Instances: {instances}\n- PostgreSQL Version: {postgres_version}"
-                         f"\n- Storage Size: {storage_size}"
-                         + (f"\n- Storage Class: {storage_class}" if storage_class else ""))
-        if wait:
-            limit = float(timeout or min(600, max(30, instances * 60)))
-            waited_from = time.monotonic()
-            outcome = await _ready_wait(gw, ctx, ns, name, limit)
-            data.update(ready=outcome["ready"], waited_seconds=round(time.monotonic() - waited_from, 1))
-            status = outcome["status"]
-            if outcome["ready"]:
-                text = (f"Successfully created PostgreSQL cluster '{name}' in namespace '{ns}' (PgClusterRequest "
-                        f"{ns}/{name}).{configuration}\n- Current Primary: {status.get('currentPrimary')}\n\n"
-                        f"Status: {status.get('phase')}\nCluster is operational and ready for connections! "
-                        f"Time elapsed: {data['waited_seconds']} seconds.\n"
-                        f"Password: {render.secret_hint(name + '-app', ns)}")
-                return result(text, data)
-        else:
-            _, request = await _poll(lambda: gw.kube.intent_get_or_none(PLURAL, ns, name),
-                                     lambda r: _produced_uid(r) is not None or _refused(r), OPERATOR_ANSWER_SECONDS)
-            status = (request or {}).get("status") or {}
-        data["cluster_created"] = _produced_uid({"status": status}) is not None
-        if not data["cluster_created"]:
-            text = (f"PgClusterRequest {ns}/{name} created, but the operator has NOT created PostgreSQL cluster "
-                    f"'{name}' yet ({status.get('message') or 'no status yet'}).{configuration}\n\n"
-                    f"Check with get_cluster_status(namespace=\"{ns}\", name=\"{name}\").")
-        elif wait:
-            text = (f"Cluster '{name}' created but TIMED OUT waiting for it to become operational "
-                    f"({status.get('message') or 'no status'}); the cluster was NOT removed.{configuration}\n\n"
-                    f"Timeout: {limit:.0f} seconds elapsed. Check status with "
-                    f"get_cluster_status(namespace=\"{ns}\", name=\"{name}\").")
-        else:
+async def create_postgres_cluster(
+    gw: Gateway,
+    name: ClusterName, ctx: Context,
+    instances: Annotated[int, Field(ge=1, le=10, description="PostgreSQL instances (1-10)")] = 3,
+    storage_size: Annotated[str, Field(description="Storage per instance, e.g. 10Gi")] = "10Gi",
+    postgres_version: Annotated[str, Field(description="PostgreSQL major version, e.g. 16")] = "16",
+    storage_class: Annotated[str | None, Field(description="StorageClass (cluster default if unset)")] = None,
+    wait: Annotated[bool, Field(description="Wait until CNPG reports the cluster ready")] = False,
+    timeout: Annotated[int | None, Field(ge=30, le=600, description="Seconds to wait (30-600; default "
+                                                                     "60 per instance)")] = None,
+    namespace: Namespace = None, dry_run: DryRun = False,
+) -> CallToolResult:
+    """Use to create a new highly available PostgreSQL cluster.
+    Creates a PgClusterRequest; the cnpg-mcp operator creates the CloudNativePG Cluster (database 'app'
+    owned by 'app', credentials in Secret <name>-app)."""
+    ns = gw.namespace(namespace)
+    body = intents.cluster_intent(name, ns, instances=instances, storage_size=storage_size,
+                                  postgres_version=postgres_version, storage_class=storage_class,
+                                  requested_by=gw.requested_by())
+    async with gw.acting(f"creating cluster {ns}/{name}"):
+        if await gw.kube.cnpg_get_or_none(constants.CNPG_CLUSTERS, ns, name) is not None:
+            raise errors.tool_error(errors.ALREADY_EXISTS, f"a Cluster {name!r} already exists in {ns!r}; "
+                                    "use scale_postgres_cluster or pick another name")
+        created = await gw.kube.write_intent(PLURAL, ns, body, dry_run=dry_run)
+    applied = {"apiVersion": created["apiVersion"], "kind": created["kind"],
+               "metadata": {"name": name, "namespace": ns}, "spec": created["spec"]}
+    if dry_run:
+        text = (f"Dry run: PgClusterRequest for '{name}' in namespace '{ns}' (validated by the API server, "
+                f"nothing created):\n```yaml\n{render.manifests_yaml([applied])}```")
+        return result(text, {"dry_run": True, "created": False, "manifest": applied})
+    data: dict[str, Any] = {"dry_run": False, "created": True, "name": name, "namespace": ns,
+                            "request": f"{PLURAL}/{name}", "app_secret": f"{name}-app"}
+    configuration = (f"\n\nConfiguration:\n- Instances: {instances}\n- PostgreSQL Version: {postgres_version}"
+                     f"\n- Storage Size: {storage_size}"
+                     + (f"\n- Storage Class: {storage_class}" if storage_class else ""))
+    if wait:
+        limit = float(timeout or min(600, max(30, instances * 60)))
+        waited_from = time.monotonic()
+        outcome = await _ready_wait(gw, ctx, ns, name, limit)
+        data.update(ready=outcome["ready"], waited_seconds=round(time.monotonic() - waited_from, 1))
+        status = outcome["status"]
+        if outcome["ready"]:
             text = (f"Successfully created PostgreSQL cluster '{name}' in namespace '{ns}' (PgClusterRequest "
-                    f"{ns}/{name}).{configuration}\n\nThe cluster is now being provisioned. You can monitor its "
-                    f"status using: get_cluster_status(namespace=\"{ns}\", name=\"{name}\")\n"
-                    f"Application credentials will be in Secret {name}-app.")
-        return result(text, data)
+                    f"{ns}/{name}).{configuration}\n- Current Primary: {status.get('currentPrimary')}\n\n"
+                    f"Status: {status.get('phase')}\nCluster is operational and ready for connections! "
+                    f"Time elapsed: {data['waited_seconds']} seconds.\n"
+                    f"Password: {render.secret_hint(name + '-app', ns)}")
+            return result(text, data)
+    else:
+        _, request = await _poll(lambda: gw.kube.intent_get_or_none(PLURAL, ns, name),
+                                 lambda r: _produced_uid(r) is not None or _refused(r), OPERATOR_ANSWER_SECONDS)
+        status = (request or {}).get("status") or {}
+    data["cluster_created"] = _produced_uid({"status": status}) is not None
+    if not data["cluster_created"]:
+        text = (f"PgClusterRequest {ns}/{name} created, but the operator has NOT created PostgreSQL cluster "
+                f"'{name}' yet ({status.get('message') or 'no status yet'}).{configuration}\n\n"
+                f"Check with get_cluster_status(namespace=\"{ns}\", name=\"{name}\").")
+    elif wait:
+        text = (f"Cluster '{name}' created but TIMED OUT waiting for it to become operational "
+                f"({status.get('message') or 'no status'}); the cluster was NOT removed.{configuration}\n\n"
+                f"Timeout: {limit:.0f} seconds elapsed. Check status with "
+                f"get_cluster_status(namespace=\"{ns}\", name=\"{name}\").")
+    else:
+        text = (f"Successfully created PostgreSQL cluster '{name}' in namespace '{ns}' (PgClusterRequest "
+                f"{ns}/{name}).{configuration}\n\nThe cluster is now being provisioned. You can monitor its "
+                f"status using: get_cluster_status(namespace=\"{ns}\", name=\"{name}\")\n"
+                f"Application credentials will be in Secret {name}-app.")
+    return result(text, data)
 
-    async def scale_postgres_cluster(
-        name: ClusterName,
-        instances: Annotated[int, Field(ge=1, le=10, description="New number of instances (1-10)")],
-        namespace: Namespace = None, dry_run: DryRun = False,
-    ) -> CallToolResult:
-        """Change the number of instances. A cluster not created through cnpg-mcp is adopted into a
-        PgClusterRequest (owning only its instance count, deletionPolicy Retain) instead of being edited."""
-        ns = gw.namespace(namespace)
-        async with gw.acting(f"scaling cluster {ns}/{name}"):
-            cluster = await gw.kube.cnpg_get_or_none(constants.CNPG_CLUSTERS, ns, name)
-            request = await gw.kube.intent_get_or_none(PLURAL, ns, name)
-            if cluster is None and request is None:
-                raise errors.tool_error(errors.NOT_FOUND, f"no cluster {name!r} in namespace {ns!r}")
-            current = (((cluster or {}).get("spec") or {}).get("instances")
-                       or ((request or {}).get("spec") or {}).get("instances") or 3)
-            if request is None:
-                assert cluster is not None
-                body = intents.adoption_intent(cluster, instances=instances, requested_by=gw.requested_by())
-                written = await gw.kube.write_intent(PLURAL, ns, body, dry_run=dry_run)
-                action = "adopted into a new PgClusterRequest (it owns only the instance count; Retain)"
-            else:
-                written = await gw.kube.patch_intent(PLURAL, ns, name, {"spec": {"instances": instances}},
-                                                     dry_run=dry_run)
-                action = "PgClusterRequest updated"
-        change = instances - int(current)
-        delta = (f"{change} instance(s) will be added" if change > 0 else
-                 f"{-change} instance(s) will be removed" if change < 0 else "no change in instance count")
-        direction = "up" if change > 0 else "down" if change < 0 else "(unchanged)"
-        data = {"dry_run": dry_run, "name": name, "namespace": ns, "current_instances": current,
-                "instances": instances, "adopted": request is None, "spec": written["spec"]}
-        scaling = f"Scaling cluster '{ns}/{name}' from {current} to {instances} instances ({direction}; {delta})"
+async def scale_postgres_cluster(
+    gw: Gateway,
+    name: ClusterName,
+    instances: Annotated[int, Field(ge=1, le=10, description="New number of instances (1-10)")],
+    namespace: Namespace = None, dry_run: DryRun = False,
+) -> CallToolResult:
+    """Use to change the number of PostgreSQL instances of a cluster (scaling down removes instances).
+    A cluster not created through cnpg-mcp is adopted into a PgClusterRequest (owning only its instance
+    count, deletionPolicy Retain) instead of being edited."""
+    ns = gw.namespace(namespace)
+    async with gw.acting(f"scaling cluster {ns}/{name}"):
+        cluster, request = await _existing(gw, ns, name)
+        current = (((cluster or {}).get("spec") or {}).get("instances")
+                   or ((request or {}).get("spec") or {}).get("instances") or 3)
+        if request is None:
+            assert cluster is not None
+            body = intents.adoption_intent(cluster, instances=instances, requested_by=gw.requested_by())
+            written = await gw.kube.write_intent(PLURAL, ns, body, dry_run=dry_run)
+            action = "adopted into a new PgClusterRequest (it owns only the instance count; Retain)"
+        else:
+            written = await gw.kube.patch_intent(PLURAL, ns, name, {"spec": {"instances": instances}},
+                                                 dry_run=dry_run)
+            action = "PgClusterRequest updated"
+    change = instances - int(current)
+    delta = (f"{change} instance(s) will be added" if change > 0 else
+             f"{-change} instance(s) will be removed" if change < 0 else "no change in instance count")
+    direction = "up" if change > 0 else "down" if change < 0 else "(unchanged)"
+    data = {"dry_run": dry_run, "name": name, "namespace": ns, "current_instances": current,
+            "instances": instances, "adopted": request is None, "spec": written["spec"]}
+    scaling = f"Scaling cluster '{ns}/{name}' from {current} to {instances} instances ({direction}; {delta})"
+    if dry_run:
+        return result(f"Dry run: Scaling operation for cluster '{ns}/{name}' (nothing changed).\n"
+                      f"{scaling}; would be done by: {action}.", data)
+    return result(f"Successfully initiated scaling of cluster '{ns}/{name}' to {instances} instance(s).\n"
+                  f"{scaling}: {action}; the operator applies it and CNPG performs a rolling update.\n"
+                  f"Monitor the scaling progress with: get_cluster_status(namespace=\"{ns}\", name=\"{name}\")",
+                  data)
+
+
+async def delete_postgres_cluster(
+    gw: Gateway,
+    name: ClusterName,
+    confirm_deletion: Annotated[bool, Field(description="Must be true to really delete")] = False,
+    namespace: Namespace = None, dry_run: DryRun = False,
+) -> CallToolResult:
+    """Use only when the user wants a PostgreSQL cluster AND ITS DATA gone for good.
+    Without confirm_deletion=true nothing is deleted and the tool explains what would go. The
+    PgClusterRequest is switched to deletionPolicy Delete and removed; the operator then deletes the
+    Cluster; roles, databases and Secrets it produced go with it."""
+    ns = gw.namespace(namespace)
+    async with gw.acting(f"deleting cluster {ns}/{name}"):
+        cluster, request = await _existing(gw, ns, name)
+        roles = [r["metadata"]["name"] for r in await gw.kube.intent_list(constants.ROLE_REQUEST_PLURAL, ns)
+                 if r["spec"].get("cluster") == name]
+        databases = [d["metadata"]["name"] for d in
+                     await gw.kube.intent_list(constants.DATABASE_REQUEST_PLURAL, ns)
+                     if d["spec"].get("cluster") == name]
+        spec = (cluster or {}).get("spec") or {}
+        size = (spec.get("storage") or {}).get("size", "?")
+        data: dict[str, Any] = {"name": name, "namespace": ns, "deleted": False, "dry_run": dry_run,
+                                "instances": spec.get("instances"), "storage_per_instance": size,
+                                "role_requests": roles, "database_requests": databases,
+                                "adopted": request is None}
+        what = (f"Cluster {ns}/{name} ({spec.get('instances', '?')} instance(s) × {size}; all data), "
+                f"{len(roles)} role request(s) and {len(databases)} database request(s) targeting it")
         if dry_run:
-            return result(f"Dry run: Scaling operation for cluster '{ns}/{name}' (nothing changed).\n"
-                          f"{scaling}; would be done by: {action}.", data)
-        return result(f"Successfully initiated scaling of cluster '{ns}/{name}' to {instances} instance(s).\n"
-                      f"{scaling}: {action}; the operator applies it and CNPG performs a rolling update.\n"
-                      f"Monitor the scaling progress with: get_cluster_status(namespace=\"{ns}\", name=\"{name}\")",
-                      data)
+            return result(f"Dry run: Deletion preview for cluster '{ns}/{name}': deleting would remove {what}. "
+                          "Nothing was deleted.", data)
+        if not confirm_deletion:
+            return result(f"DELETION NOT CONFIRMED: deleting cluster '{ns}/{name}' would remove {what}. "
+                          "This is DESTRUCTIVE and IRREVERSIBLE.\nNOTHING was deleted. To delete, call "
+                          f"delete_postgres_cluster again with name='{name}', namespace='{ns}', "
+                          "confirm_deletion=true.", data)
+        if cluster is not None and request is not None and not _manages(request, cluster):
+            raise errors.tool_error(errors.CONFLICT, (
+                f"Cluster {ns}/{name} was NOT deleted: PgClusterRequest {name} does not manage it "
+                f"({render.intent_state(request) or {}}); set spec.adoptExisting on the request first"))
+        if request is None:
+            assert cluster is not None
+            request = await _adopt_for_deletion(gw, cluster)
+        for role in roles:
+            await gw.kube.delete_intent(constants.ROLE_REQUEST_PLURAL, ns, role)
+        for database in databases:
+            await gw.kube.delete_intent(constants.DATABASE_REQUEST_PLURAL, ns, database)
+        await gw.kube.patch_intent(PLURAL, ns, name, {"spec": {"deletionPolicy": "Delete"}})
+        await gw.kube.delete_intent(PLURAL, ns, name)
+        gone, left = await _poll(lambda: gw.kube.cnpg_get_or_none(constants.CNPG_CLUSTERS, ns, name),
+                                 lambda c: c is None, DELETION_WAIT_SECONDS if cluster is not None else 0)
+    data.update(deleted=gone, deletion_requested=True)
+    requests_removed = (f"Removed {len(roles)} role request(s) and {len(databases)} database request(s); the "
+                        "operator deletes their Secrets.")
+    if gone:
+        return result(f"Successfully deleted cluster '{ns}/{name}': {what} — all data is gone.\n"
+                      f"{requests_removed}", data)
+    phase = ((left or {}).get("status") or {}).get("phase") or "no phase"
+    return result(f"Successfully initiated deletion of cluster '{ns}/{name}'; it still exists after "
+                  f"{DELETION_WAIT_SECONDS:.0f}s ({phase}), deletion continues.\n{requests_removed}\n"
+                  f"Check deletion progress with get_cluster_status(namespace=\"{ns}\", name=\"{name}\"); "
+                  "the cluster no longer appears in list_postgres_clusters once deletion is complete.", data)
 
-    mcp.add_tool(create_postgres_cluster, name="create_postgres_cluster", annotations=ToolAnnotations(
-        read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False))
-    mcp.add_tool(scale_postgres_cluster, name="scale_postgres_cluster", annotations=ToolAnnotations(
-        read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=False))
-    if not deletes:
-        return
 
-    async def delete_postgres_cluster(
-        name: ClusterName,
-        confirm_deletion: Annotated[bool, Field(description="Must be true to really delete")] = False,
-        namespace: Namespace = None, dry_run: DryRun = False,
-    ) -> CallToolResult:
-        """Delete a PostgreSQL cluster AND ITS DATA. Without confirm_deletion=true nothing is deleted and the
-        tool explains what would go. The PgClusterRequest is switched to deletionPolicy Delete and removed;
-        the operator then deletes the Cluster; roles, databases and Secrets it produced go with it."""
-        ns = gw.namespace(namespace)
-        async with gw.acting(f"deleting cluster {ns}/{name}"):
-            cluster = await gw.kube.cnpg_get_or_none(constants.CNPG_CLUSTERS, ns, name)
-            request = await gw.kube.intent_get_or_none(PLURAL, ns, name)
-            if cluster is None and request is None:
-                raise errors.tool_error(errors.NOT_FOUND, f"no cluster {name!r} in namespace {ns!r}")
-            roles = [r["metadata"]["name"] for r in await gw.kube.intent_list(constants.ROLE_REQUEST_PLURAL, ns)
-                     if r["spec"].get("cluster") == name]
-            databases = [d["metadata"]["name"] for d in
-                         await gw.kube.intent_list(constants.DATABASE_REQUEST_PLURAL, ns)
-                         if d["spec"].get("cluster") == name]
-            spec = (cluster or {}).get("spec") or {}
-            size = (spec.get("storage") or {}).get("size", "?")
-            data: dict[str, Any] = {"name": name, "namespace": ns, "deleted": False, "dry_run": dry_run,
-                                    "instances": spec.get("instances"), "storage_per_instance": size,
-                                    "role_requests": roles, "database_requests": databases,
-                                    "adopted": request is None}
-            what = (f"Cluster {ns}/{name} ({spec.get('instances', '?')} instance(s) × {size}; all data), "
-                    f"{len(roles)} role request(s) and {len(databases)} database request(s) targeting it")
-            if dry_run:
-                return result(f"Dry run: Deletion preview for cluster '{ns}/{name}': deleting would remove {what}. "
-                              "Nothing was deleted.", data)
-            if not confirm_deletion:
-                return result(f"DELETION NOT CONFIRMED: deleting cluster '{ns}/{name}' would remove {what}. "
-                              "This is DESTRUCTIVE and IRREVERSIBLE.\nNOTHING was deleted. To delete, call "
-                              f"delete_postgres_cluster again with name='{name}', namespace='{ns}', "
-                              "confirm_deletion=true.", data)
-            if cluster is not None and request is not None and not _manages(request, cluster):
-                raise errors.tool_error(errors.CONFLICT, (
-                    f"Cluster {ns}/{name} was NOT deleted: PgClusterRequest {name} does not manage it "
-                    f"({render.intent_state(request) or {}}); set spec.adoptExisting on the request first"))
-            if request is None:
-                assert cluster is not None
-                request = await _adopt_for_deletion(gw, cluster)
-            for role in roles:
-                await gw.kube.delete_intent(constants.ROLE_REQUEST_PLURAL, ns, role)
-            for database in databases:
-                await gw.kube.delete_intent(constants.DATABASE_REQUEST_PLURAL, ns, database)
-            await gw.kube.patch_intent(PLURAL, ns, name, {"spec": {"deletionPolicy": "Delete"}})
-            await gw.kube.delete_intent(PLURAL, ns, name)
-            gone, left = await _poll(lambda: gw.kube.cnpg_get_or_none(constants.CNPG_CLUSTERS, ns, name),
-                                     lambda c: c is None, DELETION_WAIT_SECONDS if cluster is not None else 0)
-        data.update(deleted=gone, deletion_requested=True)
-        requests_removed = (f"Removed {len(roles)} role request(s) and {len(databases)} database request(s); the "
-                            "operator deletes their Secrets.")
-        if gone:
-            return result(f"Successfully deleted cluster '{ns}/{name}': {what} — all data is gone.\n"
-                          f"{requests_removed}", data)
-        phase = ((left or {}).get("status") or {}).get("phase") or "no phase"
-        return result(f"Successfully initiated deletion of cluster '{ns}/{name}'; it still exists after "
-                      f"{DELETION_WAIT_SECONDS:.0f}s ({phase}), deletion continues.\n{requests_removed}\n"
-                      f"Check deletion progress with get_cluster_status(namespace=\"{ns}\", name=\"{name}\"); "
-                      "the cluster no longer appears in list_postgres_clusters once deletion is complete.", data)
 
-    mcp.add_tool(delete_postgres_cluster, name="delete_postgres_cluster", annotations=ToolAnnotations(
-        read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=False))
+TOOLS = (
+    ToolSpec("list_postgres_clusters", "List PostgreSQL clusters", "clusters", READ, outputs.ClusterList,
+             list_postgres_clusters),
+    ToolSpec("get_cluster_status", "Get cluster status", "clusters", READ, outputs.ClusterSummary,
+             get_cluster_status, (errors.NOT_FOUND,)),
+    ToolSpec("create_postgres_cluster", "Create PostgreSQL cluster", "clusters", CREATE, outputs.ClusterCreated,
+             create_postgres_cluster, (errors.ALREADY_EXISTS,)),
+    # Destructive: scaling down removes instances (and their volumes).
+    ToolSpec("scale_postgres_cluster", "Scale PostgreSQL cluster", "clusters",
+             hints(read_only=False, destructive=True, idempotent=True), outputs.ClusterScaled,
+             scale_postgres_cluster, (errors.NOT_FOUND,)),
+    ToolSpec("delete_postgres_cluster", "Delete PostgreSQL cluster and its data", "clusters", DELETE,
+             outputs.ClusterDeleted, delete_postgres_cluster, (errors.NOT_FOUND, errors.CONFLICT)),
+)

@@ -17,6 +17,9 @@ from pydantic import BaseModel, Field
 from cnpg_mcp_api.policy import PRIVILEGED_ATTRIBUTES
 from mcp_gateway import errors
 
+# The codes a tool asking for privileged attributes can fail with (documented per tool).
+ERRORS = (errors.PRIVILEGE_ACK_REQUIRED, errors.REFUSED)
+
 
 class PrivilegeAck(BaseModel):
     acknowledged: bool = Field(description="Yes: request these privileged attributes (the cluster admin's "

@@ -1,4 +1,5 @@
-"""The tools/list of each configuration is part of the public contract: compared with a checked-in snapshot.
+"""The tools/list of each configuration is part of the public contract: compared with checked-in snapshots
+(one file per configuration, and one per tool in tests/snapshots/tools/<name>.json).
 
 Regenerate after an intended change:
     CNPG_MCP_UPDATE_SNAPSHOTS=1 .venv/bin/pytest tests/unit/test_gateway_tools_snapshot.py
@@ -51,6 +52,16 @@ def test_tools_list_matches_snapshot(snapshot: str, config: GatewayConfig) -> No
     assert current == json.loads(path.read_text()), f"tools/list changed; see the docstring to regenerate {path}"
 
 
+@pytest.mark.parametrize("name", sorted(ORIGINAL_TOOLS))
+def test_tool_entry_matches_its_snapshot(name: str) -> None:
+    current = {t["name"]: t for t in tools_list(GatewayConfig())}[name]
+    path = SNAPSHOTS / "tools" / f"{name}.json"
+    if os.environ.get("CNPG_MCP_UPDATE_SNAPSHOTS"):
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n")
+    assert current == json.loads(path.read_text()), f"{name} changed; see the docstring to regenerate {path}"
+
+
 def test_every_original_tool_with_explicit_annotations() -> None:
     tools = {t["name"]: t for t in tools_list(GatewayConfig())}
     assert set(tools) == ORIGINAL_TOOLS
@@ -67,6 +78,8 @@ def test_read_only_and_no_destructive_configurations() -> None:
     names = {t["name"] for t in tools_list(GatewayConfig(disable_destructive=True))}
     assert not any(name.startswith("delete_") for name in names)
     assert "create_postgres_role" in names
+    # Scaling (down removes instances) and role updates (revoking, rotating) are annotated destructive.
+    assert not names & {"scale_postgres_cluster", "update_postgres_role"}
 
 
 def test_original_parameter_names_and_defaults() -> None:

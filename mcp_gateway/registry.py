@@ -1,0 +1,99 @@
+"""The tool registry: a tool is a value (a ToolSpec); one filter decides what a configuration offers.
+
+Every call goes through `dispatch` (one small wrapper around each handler): the place for per-call
+hooks such as metrics or an audit line.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any
+
+from mcp.server import MCPServer
+from mcp.types import CallToolResult, ToolAnnotations
+from pydantic import BaseModel
+
+if TYPE_CHECKING:
+    from mcp_gateway.gateway import Gateway
+
+# Toolsets in the order they are documented; later issues add backups, operations, poolers, diagnostics.
+TOOLSETS = ("clusters", "roles", "databases")
+Handler = Callable[..., Awaitable[CallToolResult]]
+
+
+def hints(*, read_only: bool, destructive: bool, idempotent: bool) -> ToolAnnotations:
+    """Explicit annotations; every tool acts only on this Kubernetes cluster (closed world)."""
+    return ToolAnnotations(read_only_hint=read_only, destructive_hint=destructive, idempotent_hint=idempotent,
+                           open_world_hint=False)
+
+
+READ = hints(read_only=True, destructive=False, idempotent=True)
+CREATE = hints(read_only=False, destructive=False, idempotent=False)
+DELETE = hints(read_only=False, destructive=True, idempotent=False)
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """One tool: what tools/list publishes, which toolset offers it, the codes it fails with, its handler.
+
+    The handler is a module-level `async def handler(gw: Gateway, <tool parameters>) -> CallToolResult`;
+    its docstring is the description (its first sentence says when to use the tool).
+    """
+
+    name: str
+    title: str
+    toolset: str
+    annotations: ToolAnnotations
+    output: type[BaseModel]
+    handler: Handler
+    errors: tuple[str, ...] = ()
+
+    @property
+    def description(self) -> str:
+        """The handler's docstring as one paragraph: no source indentation reaches the agent."""
+        return re.sub(r"\s*\n\s*", " ", inspect.cleandoc(self.handler.__doc__ or "")).strip()
+
+    @property
+    def read_only(self) -> bool:
+        return bool(self.annotations.read_only_hint)
+
+    @property
+    def destructive(self) -> bool:
+        # MCP's default for a non-read-only tool without the hint is "destructive".
+        return not self.read_only and self.annotations.destructive_hint is not False
+
+
+def offered(specs: Iterable[ToolSpec], *, toolsets: Sequence[str] = (), read_only: bool = False,
+            disable_destructive: bool = False) -> list[ToolSpec]:
+    """The one filter: the tools a configuration offers (toolsets empty: all), decided by annotations only."""
+    return [spec for spec in specs
+            if (not toolsets or spec.toolset in toolsets)
+            and (spec.read_only or not read_only)
+            and not (disable_destructive and spec.destructive)]
+
+
+def dispatch(spec: ToolSpec, gw: Gateway) -> Handler:
+    """The function the SDK calls for `spec`: the handler's parameters without `gw`, the output model as schema."""
+    signature = inspect.signature(spec.handler, eval_str=True)
+    parameters = list(signature.parameters.values())[1:]  # the first one is the Gateway
+
+    async def call(**arguments: Any) -> CallToolResult:
+        # Single dispatch point: per-call hooks (metrics, audit) belong here.
+        return await spec.handler(gw, **arguments)
+
+    returns = Annotated[CallToolResult, spec.output]
+    call.__name__ = call.__qualname__ = spec.name
+    call.__doc__ = spec.description
+    call.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=parameters, return_annotation=returns)
+    call.__annotations__ = {p.name: p.annotation for p in parameters} | {"return": returns}
+    return call
+
+
+def register(mcp: MCPServer, gw: Gateway, specs: Iterable[ToolSpec]) -> None:
+    for spec in specs:
+        mcp.add_tool(dispatch(spec, gw), name=spec.name, title=spec.title, description=spec.description,
+                     annotations=spec.annotations)

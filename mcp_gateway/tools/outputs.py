@@ -1,0 +1,187 @@
+"""The structured output of every tool (published as its outputSchema; the SDK validates each result).
+
+Field names are the original server's JSON fields. Extra fields are refused so the schema cannot drift
+from what the tools return.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Output(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class State(Output):
+    """The reconcile state of an intent (or of a CNPG declaration)."""
+
+    name: str | None = Field(None, description="The intent's name (absent for declarations outside cnpg-mcp)")
+    ready: bool
+    reason: str
+    message: str | None = None
+
+
+class Condition(Output):
+    type: str | None
+    status: str | None
+    reason: str | None
+    message: str | None
+
+
+class Event(Output):
+    type: str | None
+    reason: str | None
+    message: str | None
+    object: str
+    last_seen: str | None
+    count: int | None
+
+
+class ClusterSummary(Output):
+    name: str
+    namespace: str | None
+    instances: int | None
+    ready_instances: int
+    phase: str
+    current_primary: str | None
+    postgres_version: str | None = None
+    image: str | None = None
+    storage_size: str | None = None
+    conditions: list[Condition] | None = None
+    storage_class: str | None = None
+    postgresql_parameters: dict[str, Any] | None = None
+    managed_roles: list[str | None] | None = None
+    managed_roles_status: dict[str, Any] | None = None
+    request: State | None = Field(description="The PgClusterRequest managing it; null: not managed by cnpg-mcp")
+    events: list[Event] | None = Field(None, description="Recent events (detail_level='detailed')")
+
+
+class ClusterList(Output):
+    clusters: list[ClusterSummary]
+    count: int
+    scope: str
+
+
+class ClusterCreated(Output):
+    dry_run: bool
+    created: bool = Field(description="Whether the PgClusterRequest was created")
+    manifest: dict[str, Any] | None = Field(None, description="What would be applied (dry_run)")
+    name: str | None = None
+    namespace: str | None = None
+    request: str | None = Field(None, description="The PgClusterRequest, as <plural>/<name>")
+    app_secret: str | None = Field(None, description="The Secret that will hold the 'app' user's credentials")
+    ready: bool | None = Field(None, description="With wait: whether CNPG reported the cluster ready in time")
+    waited_seconds: float | None = None
+    cluster_created: bool | None = Field(None, description="Whether the operator created the Cluster yet")
+
+
+class ClusterScaled(Output):
+    dry_run: bool
+    name: str
+    namespace: str
+    current_instances: int
+    instances: int
+    adopted: bool = Field(description="The Cluster was not managed by cnpg-mcp and is adopted by a new request")
+    spec: dict[str, Any] = Field(description="The PgClusterRequest's spec as written")
+
+
+class ClusterDeleted(Output):
+    name: str
+    namespace: str
+    deleted: bool = Field(description="Whether the Cluster is gone")
+    dry_run: bool
+    instances: int | None
+    storage_per_instance: str
+    role_requests: list[str]
+    database_requests: list[str]
+    adopted: bool
+    deletion_requested: bool | None = None
+
+
+class RoleEntry(Output):
+    name: str
+    ensure: str
+    login: bool
+    superuser: bool
+    inherit: bool
+    createdb: bool
+    createrole: bool
+    replication: bool
+    password_secret: str = Field(description="The Secret holding the password ('none' if unknown); never the "
+                                             "password")
+    in_roles: list[str]
+    source: str = Field(description="Where the role is declared")
+    status: State | None
+
+
+class RoleList(Output):
+    cluster: str
+    roles: list[RoleEntry]
+    count: int
+
+
+class RoleCreated(Output):
+    dry_run: bool
+    created: bool
+    role: str
+    cluster: str
+    request: str
+    password_secret: str
+    manifest: dict[str, Any]
+
+
+class Change(Output):
+    old: Any
+    new: Any
+
+
+class RoleUpdated(Output):
+    changed: bool
+    role: str
+    dry_run: bool | None = None
+    changes: dict[str, Change] | None = None
+    password_rotated: bool | None = None
+
+
+class RoleDeleted(Output):
+    dry_run: bool
+    deleted: bool
+    role: str
+    reclaim_policy: str
+
+
+class DatabaseEntry(Output):
+    crd_name: str
+    database_name: str | None
+    owner: str | None
+    ensure: str
+    reclaim_policy: str
+    applied: bool | None
+    message: str | None
+    request: State | None
+
+
+class DatabaseList(Output):
+    cluster: str
+    databases: list[DatabaseEntry]
+    count: int
+
+
+class DatabaseCreated(Output):
+    dry_run: bool
+    created: bool
+    database: str
+    owner: str
+    cluster: str
+    request: str
+    manifest: dict[str, Any]
+
+
+class DatabaseDeleted(Output):
+    dry_run: bool
+    deleted: bool
+    database: str
+    reclaim_policy: str
