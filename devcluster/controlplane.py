@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import ctypes
+import functools
 import json
 import os
 import signal
@@ -146,8 +147,9 @@ def build_cnpg_manager(version: str = CNPG_VERSION) -> Path:
     return Path(result.stdout.strip().splitlines()[-1])
 
 
+@functools.cache
 def cnpg_module_dir(version: str = CNPG_VERSION) -> Path:
-    """The CloudNativePG Go module's source, downloaded through the module proxy."""
+    """The CloudNativePG Go module's source, downloaded through the module proxy (once per process)."""
     result = subprocess.run(
         ["go", "mod", "download", "-json", f"{CNPG_MODULE}@{version}"],
         capture_output=True, text=True, check=False, cwd=REPO_ROOT / "devcluster",
