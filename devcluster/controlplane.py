@@ -4,6 +4,8 @@ The binaries are built from Go modules (see build-binaries.sh) or taken from KUB
 The API server runs with real TLS, RBAC authorization and a token-authenticated admin; the
 controller manager runs the garbage collector and the namespace controller. CloudNativePG's CRDs
 come from the CNPG Go module through the Go module proxy; this project's CRDs from crds/.
+CloudNativePG's own manager, built from the same module version, serves its mutating and
+validating admission webhooks for the CNPG kinds (see cnpg_webhooks.py); its controllers idle.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import ctypes
+import functools
 import json
 import os
 import signal
@@ -21,20 +24,24 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from devcluster.pki import Pki, create_pki
+from devcluster import cnpg_webhooks
+from devcluster.pki import Pki, create_pki, create_webhook_pki
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BUILD_SCRIPT = Path(__file__).resolve().parent / "build-binaries.sh"
 CNPG_MODULE = "github.com/cloudnative-pg/cloudnative-pg"
 CNPG_VERSION = os.environ.get("CNPG_MCP_CNPG_VERSION", "v1.30.0")
 START_TIMEOUT = float(os.environ.get("CNPG_MCP_START_TIMEOUT", "90"))
+# Room for 5,000 CNPG clusters of 3 Services each (65,534 addresses). Only the apiserver allocates
+# ClusterIPs here: kube-controller-manager runs no controller that reads this range.
+SERVICE_CLUSTER_IP_RANGE = "10.96.0.0/16"
 
 
 class ControlPlaneError(RuntimeError):
@@ -47,6 +54,7 @@ class Binaries:
     kube_apiserver: Path
     kube_controller_manager: Path
     kubectl: Path
+    cnpg_manager: Path
 
 
 @dataclass
@@ -107,10 +115,11 @@ def locate_binaries() -> Binaries:
             built = build_binaries()
             kcm = kcm if kcm.is_file() else built / "kube-controller-manager"
             kubectl = kubectl if kubectl.is_file() else built / "kubectl"
-        return Binaries(etcd, apiserver, kcm, kubectl)
+        return Binaries(etcd, apiserver, kcm, kubectl, build_cnpg_manager())
     built = build_binaries()
     return Binaries(
-        built / "etcd", built / "kube-apiserver", built / "kube-controller-manager", built / "kubectl"
+        built / "etcd", built / "kube-apiserver", built / "kube-controller-manager", built / "kubectl",
+        build_cnpg_manager(),
     )
 
 
@@ -124,8 +133,23 @@ def build_binaries() -> Path:
     return Path(result.stdout.strip().splitlines()[-1])
 
 
-def cnpg_crd_files(version: str = CNPG_VERSION) -> list[Path]:
-    """CloudNativePG's CRDs from its Go module (config/crd/bases), downloaded through the module proxy."""
+def build_cnpg_manager(version: str = CNPG_VERSION) -> Path:
+    """CloudNativePG's manager binary, built from its Go module (cached; see build-binaries.sh)."""
+    result = subprocess.run(
+        ["bash", str(BUILD_SCRIPT), "cnpg"], stdout=subprocess.PIPE, text=True, check=False,
+        env={**os.environ, "CNPG_MCP_CNPG_VERSION": version},
+    )
+    if result.returncode != 0:
+        raise ControlPlaneError(
+            f"building the CloudNativePG manager {version} from its Go module failed "
+            f"(exit {result.returncode}); see the go output above. Go and the Go module proxy are required."
+        )
+    return Path(result.stdout.strip().splitlines()[-1])
+
+
+@functools.cache
+def cnpg_module_dir(version: str = CNPG_VERSION) -> Path:
+    """The CloudNativePG Go module's source, downloaded through the module proxy (once per process)."""
     result = subprocess.run(
         ["go", "mod", "download", "-json", f"{CNPG_MODULE}@{version}"],
         capture_output=True, text=True, check=False, cwd=REPO_ROOT / "devcluster",
@@ -133,7 +157,12 @@ def cnpg_crd_files(version: str = CNPG_VERSION) -> list[Path]:
     )
     if result.returncode != 0:
         raise ControlPlaneError(f"go mod download {CNPG_MODULE}@{version} failed: {result.stderr.strip()}")
-    bases = Path(json.loads(result.stdout)["Dir"]) / "config" / "crd" / "bases"
+    return Path(json.loads(result.stdout)["Dir"])
+
+
+def cnpg_crd_files(version: str = CNPG_VERSION) -> list[Path]:
+    """CloudNativePG's CRDs from its Go module (config/crd/bases)."""
+    bases = cnpg_module_dir(version) / "config" / "crd" / "bases"
     files = sorted(bases.glob("postgresql.cnpg.io_*.yaml"))
     if not files:
         raise ControlPlaneError(f"no CRDs found in {bases}")
@@ -170,10 +199,12 @@ def _die_with_parent() -> None:
     libc.prctl(1, signal.SIGKILL)
 
 
-def spawn(name: str, args: Sequence[str], state_dir: Path, *, detach: bool) -> subprocess.Popen[bytes]:
+def spawn(name: str, args: Sequence[str], state_dir: Path, *, detach: bool,
+          env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
     log = (state_dir / f"{name}.log").open("ab")
     return subprocess.Popen(
         list(args),
+        env=None if env is None else dict(env),
         stdout=log,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
@@ -183,11 +214,14 @@ def spawn(name: str, args: Sequence[str], state_dir: Path, *, detach: bool) -> s
 
 
 def _is_ours(pid: int, state_dir: Path) -> bool:
+    """Guards against a reused pid: the process names our state dir in its command line or
+    environment (CNPG's manager takes its paths from the environment only)."""
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        environ = Path(f"/proc/{pid}/environ").read_bytes().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
         return False
-    return str(state_dir) in cmdline or "devcluster.simulator" in cmdline
+    return str(state_dir) in cmdline or str(state_dir) in environ or "devcluster.simulator" in cmdline
 
 
 def stop_processes(pids: dict[str, int], state_dir: Path, timeout: float = 5.0) -> None:
@@ -390,7 +424,7 @@ def start(state_dir: Path, *, detach: bool = False, extra_crd_files: Sequence[Pa
             f"--service-account-issuer={server}",
             f"--service-account-key-file={pki.service_account_key}",
             f"--service-account-signing-key-file={pki.service_account_key}",
-            "--service-cluster-ip-range=10.0.0.0/24",
+            f"--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}",
             # No ServiceAccount controller runs, so the admission plugin would reject every pod/SA use.
             "--disable-admission-plugins=ServiceAccount",
             # As hardened clusters do: blockOwnerDeletion needs update on the owner's finalizers.
@@ -426,11 +460,54 @@ def start(state_dir: Path, *, detach: bool = False, extra_crd_files: Sequence[Pa
         if kcm.poll() is not None:
             log = _log_tail(state_dir, "kube-controller-manager")
             raise ControlPlaneError(f"kube-controller-manager exited:\n{log}")
+
+        plane.pids[CNPG_MANAGER] = start_cnpg_admission(plane, binaries.cnpg_manager, detach=detach)
     except BaseException:
         plane.stop()
         raise
     (state_dir / "controlplane.json").write_text(plane.to_json())
     return plane
+
+
+CNPG_MANAGER = "cnpg-manager"
+
+
+def start_cnpg_admission(plane: ControlPlane, manager: Path, *, detach: bool,
+                         timeout: float = cnpg_webhooks.ADMISSION_TIMEOUT) -> int:
+    """Start CloudNativePG's manager, register its webhooks, return its pid once admission is served.
+
+    No fallback: if the webhook server does not come up, this raises with the manager's log.
+    """
+    port = free_port()
+    # A directory per run: the manager re-reads its certificates, another run must not replace them.
+    pki = create_webhook_pki(plane.state_dir / f"pki-cnpg-webhooks-{port}")
+    process = spawn(
+        CNPG_MANAGER, cnpg_webhooks.manager_arguments(manager, port), plane.state_dir, detach=detach,
+        env=cnpg_webhooks.manager_environment(plane.kubeconfig, pki.cert_dir),
+    )
+    base_url = f"https://127.0.0.1:{port}"
+    api_client = plane.api_client()
+    registered = False
+    try:
+        cnpg_webhooks.wait_readyz(base_url, pki.ca_cert, process,
+                                  lambda: _log_tail(plane.state_dir, CNPG_MANAGER), timeout)
+        manifests = cnpg_webhooks.read_manifests(cnpg_module_dir())
+        # Registered only once the server answers: with failurePolicy Fail, CNPG writes need it.
+        registered = True
+        cnpg_webhooks.register(api_client, cnpg_webhooks.webhook_configurations(
+            manifests, base_url, pki.ca_cert.read_bytes()))
+        cnpg_webhooks.wait_admission(api_client, timeout)
+    except BaseException as exc:
+        if registered:
+            with contextlib.suppress(Exception):
+                cnpg_webhooks.unregister(api_client)
+        stop_processes({CNPG_MANAGER: process.pid}, plane.state_dir)
+        if isinstance(exc, cnpg_webhooks.WebhookStartError):
+            raise ControlPlaneError(f"CloudNativePG admission webhooks: {exc}") from exc
+        raise
+    finally:
+        api_client.close()
+    return process.pid
 
 
 def load_running(state_dir: Path) -> ControlPlane | None:

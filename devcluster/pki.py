@@ -1,4 +1,7 @@
-"""Throwaway PKI for the local control plane: a CA, the API server's serving cert, the SA key."""
+"""Throwaway PKI for the local control plane: a CA, the API server's serving cert, the SA key.
+
+Also a separate CA and serving cert for CloudNativePG's admission webhooks (see cnpg_webhooks.py).
+"""
 
 from __future__ import annotations
 
@@ -47,17 +50,18 @@ def _name(common_name: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
 
-def create_pki(directory: Path) -> Pki:
-    """Write a CA, a serving cert for 127.0.0.1/localhost and a service-account key into `directory`."""
-    directory.mkdir(parents=True, exist_ok=True)
+def _validity() -> tuple[dt.datetime, dt.datetime]:
     now = dt.datetime.now(dt.UTC)
-    valid = (now - dt.timedelta(minutes=5), now + dt.timedelta(days=30))
+    return now - dt.timedelta(minutes=5), now + dt.timedelta(days=30)
 
+
+def _certificate_authority(common_name: str) -> tuple[rsa.RSAPrivateKey, x509.Certificate]:
+    valid = _validity()
     ca_key = _key()
     ca_cert = (
         x509.CertificateBuilder()
-        .subject_name(_name("cnpg-mcp-dev-ca"))
-        .issuer_name(_name("cnpg-mcp-dev-ca"))
+        .subject_name(_name(common_name))
+        .issuer_name(_name(common_name))
         .public_key(ca_key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(valid[0])
@@ -73,35 +77,48 @@ def create_pki(directory: Path) -> Pki:
         )
         .sign(ca_key, hashes.SHA256())
     )
+    return ca_key, ca_cert
+
+
+def _serving_certificate(
+    ca_key: rsa.RSAPrivateKey, ca_cert: x509.Certificate, common_name: str, dns_names: list[str]
+) -> tuple[rsa.RSAPrivateKey, x509.Certificate]:
+    """A server certificate for 127.0.0.1 and `dns_names`, signed by the CA."""
+    valid = _validity()
     serving_key = _key()
+    names: list[x509.GeneralName] = [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    names += [x509.DNSName(name) for name in dns_names]
     serving_cert = (
         x509.CertificateBuilder()
-        .subject_name(_name("kube-apiserver"))
+        .subject_name(_name(common_name))
         .issuer_name(ca_cert.subject)
         .public_key(serving_key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(valid[0])
         .not_valid_after(valid[1])
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [
-                    x509.DNSName("localhost"),
-                    x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-                    x509.DNSName("kubernetes.default.svc"),
-                ]
-            ),
-            critical=False,
-        )
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
         .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
-    kubelet_serving_key, kubelet_client_key = _key(), _key()
-    loopback = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-    kubelet_serving_cert = _leaf(ca_key, ca_cert.subject, kubelet_serving_key, common_name="cnpg-simulator-kubelet",
-                                 usage=x509.oid.ExtendedKeyUsageOID.SERVER_AUTH, names=loopback, valid=valid)
-    kubelet_client_cert = _leaf(ca_key, ca_cert.subject, kubelet_client_key,
-                                common_name="kube-apiserver-kubelet-client",
-                                usage=x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH, names=[], valid=valid)
+    return serving_key, serving_cert
+
+
+def _write_cert(cert: x509.Certificate, path: Path) -> None:
+    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+
+
+def create_pki(directory: Path) -> Pki:
+    """Write a CA, a serving cert for 127.0.0.1/localhost, a service-account key, and the certs of the
+    simulator's kubelet endpoint (serving) and of the API server as its client into `directory`."""
+    directory.mkdir(parents=True, exist_ok=True)
+    ca_key, ca_cert = _certificate_authority("cnpg-mcp-dev-ca")
+    serving_key, serving_cert = _serving_certificate(
+        ca_key, ca_cert, "kube-apiserver", ["localhost", "kubernetes.default.svc"]
+    )
+    kubelet_serving_key, kubelet_serving_cert = _serving_certificate(
+        ca_key, ca_cert, "cnpg-simulator-kubelet", ["localhost"])
+    kubelet_client_key = _key()
+    kubelet_client_cert = _client_certificate(ca_key, ca_cert, kubelet_client_key, "kube-apiserver-kubelet-client")
     pki = Pki(
         ca_cert=directory / "ca.crt",
         serving_cert=directory / "apiserver.crt",
@@ -113,33 +130,54 @@ def create_pki(directory: Path) -> Pki:
         kubelet_client_cert=directory / "apiserver-kubelet-client.crt",
         kubelet_client_key=directory / "apiserver-kubelet-client.key",
     )
-    pki.ca_cert.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
-    pki.serving_cert.write_bytes(serving_cert.public_bytes(serialization.Encoding.PEM))
+    _write_cert(ca_cert, pki.ca_cert)
+    _write_cert(serving_cert, pki.serving_cert)
     _write_key(serving_key, pki.serving_key)
     _write_key(_key(), pki.service_account_key)
     for cert, key, cert_path, key_path in (
             (kubelet_serving_cert, kubelet_serving_key, pki.kubelet_serving_cert, pki.kubelet_serving_key),
             (kubelet_client_cert, kubelet_client_key, pki.kubelet_client_cert, pki.kubelet_client_key)):
         assert cert_path is not None and key_path is not None
-        cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        _write_cert(cert, cert_path)
         _write_key(key, key_path)
     return pki
 
 
-def _leaf(ca_key: rsa.RSAPrivateKey, issuer: x509.Name, key: rsa.RSAPrivateKey, *, common_name: str,
-          usage: x509.ObjectIdentifier, names: list[x509.GeneralName],
-          valid: tuple[dt.datetime, dt.datetime]) -> x509.Certificate:
-    """A certificate signed by the CA for one usage (TLS server or TLS client)."""
-    builder = (
+def _client_certificate(ca_key: rsa.RSAPrivateKey, ca_cert: x509.Certificate, key: rsa.RSAPrivateKey,
+                        common_name: str) -> x509.Certificate:
+    """A TLS client certificate signed by the CA (the API server calling the simulated kubelet)."""
+    valid = _validity()
+    return (
         x509.CertificateBuilder()
         .subject_name(_name(common_name))
-        .issuer_name(issuer)
+        .issuer_name(ca_cert.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(valid[0])
         .not_valid_after(valid[1])
-        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
     )
-    if names:
-        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
-    return builder.sign(ca_key, hashes.SHA256())
+
+
+@dataclass(frozen=True)
+class WebhookPki:
+    ca_cert: Path  # the apiserver trusts this CA for the webhook (caBundle)
+    cert_dir: Path  # what CloudNativePG's WEBHOOK_CERT_DIR must hold: apiserver.crt and apiserver.key
+
+
+def create_webhook_pki(directory: Path) -> WebhookPki:
+    """A dedicated CA and a 127.0.0.1 serving cert for a webhook server, in the file names CNPG reads.
+
+    CNPG's manager, given WEBHOOK_CERT_DIR, serves `apiserver.crt`/`apiserver.key` from it
+    (internal/cmd/manager/controller/controller.go, RunController).
+    """
+    cert_dir = directory / "serving"
+    cert_dir.mkdir(parents=True, exist_ok=True)
+    ca_key, ca_cert = _certificate_authority("cnpg-mcp-dev-webhook-ca")
+    serving_key, serving_cert = _serving_certificate(ca_key, ca_cert, "cnpg-webhooks", ["localhost"])
+    pki = WebhookPki(ca_cert=directory / "ca.crt", cert_dir=cert_dir)
+    _write_cert(ca_cert, pki.ca_cert)
+    _write_cert(serving_cert, cert_dir / "apiserver.crt")
+    _write_key(serving_key, cert_dir / "apiserver.key")
+    return pki

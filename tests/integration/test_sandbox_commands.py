@@ -26,7 +26,7 @@ def test_up_then_down_leaves_no_process(tmp_path: Path, control_plane: ControlPl
     assert up.returncode == 0, up.stderr
     state = json.loads((tmp_path / "sandbox" / "sandbox.json").read_text())
     pids = [*state["controlplane"]["pids"].values(), state["simulator_pid"], state["postgres"]["pid"]]
-    assert len(pids) == 5
+    assert len(pids) == 6  # etcd, apiserver, controller manager, CNPG's manager, simulator, postgres
     assert all(_alive(pid) for pid in pids)
 
     kubeconfig = tmp_path / "sandbox" / "kubeconfig"

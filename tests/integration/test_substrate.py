@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import threading
 import time
 from collections.abc import Callable
@@ -11,7 +12,7 @@ import pytest
 from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
 
-from devcluster.controlplane import ControlPlane
+from devcluster.controlplane import SERVICE_CLUSTER_IP_RANGE, ControlPlane
 
 
 def _wait_deleted(read: Callable[[], object], timeout: float = 90.0) -> None:
@@ -107,12 +108,15 @@ def test_namespace_finishes_deleting(k8s: Any) -> None:
 
 
 def test_cnpg_crd_rejects_an_invalid_cluster(k8s: Any, namespace: str) -> None:
+    # Well-typed but out of the schema's bounds: CNPG's mutating webhook (which runs first) decodes
+    # it, then the CRD schema refuses it. A wrongly typed value never gets this far (see
+    # test_cnpg_webhooks.py).
     custom = client.CustomObjectsApi(k8s)
     with pytest.raises(ApiException) as excinfo:
         custom.create_namespaced_custom_object("postgresql.cnpg.io", "v1", namespace, "clusters", {
             "apiVersion": "postgresql.cnpg.io/v1", "kind": "Cluster",
             "metadata": {"name": "bad"},
-            "spec": {"instances": "three", "storage": {"size": "1Gi"}},
+            "spec": {"instances": 0, "storage": {"size": "1Gi"}},
         })
     assert excinfo.value.status == 422
     assert "spec.instances" in str(excinfo.value.body)
@@ -135,3 +139,16 @@ def test_rbac_denies_a_token_without_rights(k8s: Any, namespace: str, control_pl
         assert f"system:serviceaccount:{namespace}:nobody" in str(excinfo.value.body)
         # Authenticated (not 401): the token is real, only the authorization is missing.
         client.VersionApi(unprivileged).get_code()
+
+
+def test_service_ips_come_from_a_range_for_5000_clusters(k8s: Any, namespace: str) -> None:
+    """Every CNPG Cluster has 3 Services (rw, ro, r): 5,000 clusters need 15,000 ClusterIPs."""
+    service_range = ipaddress.ip_network(SERVICE_CLUSTER_IP_RANGE)
+    assert service_range.num_addresses - 2 >= 5000 * 3
+    service = client.CoreV1Api(k8s).create_namespaced_service(namespace, {
+        "metadata": {"name": "cluster-rw"},
+        "spec": {"ports": [{"port": 5432}], "selector": {"app": "x"}},
+    })
+    allocated = ipaddress.ip_address(service.spec.cluster_ip)
+    assert allocated in service_range
+    assert allocated not in ipaddress.ip_network("10.0.0.0/24")  # the former, 254-address range
