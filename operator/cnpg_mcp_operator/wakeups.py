@@ -11,15 +11,29 @@ from collections.abc import Hashable
 
 
 class Wakeups:
+    """A waiter first `arm`s its key, then reads and writes, then `wait`s: a notice that arrives in
+    between (CNPG acted while the status was being written) is kept, and the wait returns at once."""
+
     def __init__(self) -> None:
         self._waiters: defaultdict[Hashable, set[asyncio.Event]] = defaultdict(set)
+        self._noticed: dict[Hashable, bool] = {}  # armed keys → notified since armed
+
+    def arm(self, key: Hashable) -> None:
+        self._noticed[key] = False
+
+    def disarm(self, key: Hashable) -> None:
+        self._noticed.pop(key, None)
 
     def notify(self, key: Hashable) -> None:
+        if key in self._noticed:
+            self._noticed[key] = True
         for event in self._waiters.get(key, ()):
             event.set()
 
     async def wait(self, key: Hashable, within: float) -> bool:
-        """True when notified within `within` seconds."""
+        """True when notified within `within` seconds, or since `arm(key)`; disarms the key."""
+        if self._noticed.pop(key, False):
+            return True
         event = asyncio.Event()
         self._waiters[key].add(event)
         try:

@@ -211,3 +211,29 @@ def test_run_deletion_hands_back_to_kopf_when_nothing_moves(posted: list[Any]) -
     with pytest.raises(kopf.TemporaryError, match="Blocked: role owns objects"):
         asyncio.run(scenario())
     assert api.calls.count("patch pgrolerequests/status") == 1  # the same verdict is written once
+
+
+def test_run_deletion_does_not_lose_a_change_seen_while_it_writes_the_status(posted: list[Any]) -> None:
+    """CNPG can act (and the observer notify) between the step's read and the wait: look again at once."""
+    api = FakeApi()
+    api.put(ROLE_REQUESTS, role_request())
+    rt = runtime(api)
+    steps = [Verdict(False, "Deleting", "asked"), None]
+    done: list[str] = []
+    key = ("PgRoleRequest", "ns", "app")
+
+    async def step(_: Json) -> Verdict | None:
+        verdict = steps.pop(0)
+        if verdict is not None:
+            rt.wakeups.notify(key)  # CNPG released the object before the loop starts waiting
+        return verdict
+
+    async def finish(body: Json) -> None:
+        done.append(body["metadata"]["name"])
+
+    async def scenario() -> None:
+        body = await api.get(ROLE_REQUESTS, "ns", "app") or {}
+        await asyncio.wait_for(run_deletion(rt, ROLE_REQUESTS, body, step, finish, attempt_s=5), 1)
+
+    asyncio.run(scenario())
+    assert done == ["app"] and not steps

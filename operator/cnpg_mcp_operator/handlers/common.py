@@ -67,19 +67,23 @@ async def run_deletion(rt: Runtime, resource: Resource, body: Json, step: Deleti
     """
     key = intent_key(body)
     deadline = time.monotonic() + attempt_s
-    while True:
-        async with rt.locks(key):
-            body = rt.status.freshest(body)
-            verdict = await step(body)
-            if verdict is None:
-                await done(body)
-                rt.status.forget(body)
-                return
-            await rt.status.write(resource, body, verdict_status(body, verdict, keep_generation=True))
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise kopf.TemporaryError(f"{verdict.reason}: {verdict.message}", delay=DELETION_RETRY_S)
-        await rt.wakeups.wait(key, remaining)
+    try:
+        while True:
+            async with rt.locks(key):
+                rt.wakeups.arm(key)  # a CNPG change seen from here on ends the wait below at once
+                body = rt.status.freshest(body)
+                verdict = await step(body)
+                if verdict is None:
+                    await done(body)
+                    rt.status.forget(body)
+                    return
+                await rt.status.write(resource, body, verdict_status(body, verdict, keep_generation=True))
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise kopf.TemporaryError(f"{verdict.reason}: {verdict.message}", delay=DELETION_RETRY_S)
+            await rt.wakeups.wait(key, remaining)
+    finally:
+        rt.wakeups.disarm(key)
 
 
 async def apply_release(rt: Runtime, resource: Resource, obj: Mapping[str, Any], plan: Plan) -> Verdict | None:
