@@ -153,18 +153,33 @@ def retries_logged(log_path: Path, namespace: str, name: str) -> list[float]:
 
 def test_a_cluster_that_cannot_be_processed_backs_off_without_delaying_others(
         k8s: Any, namespace: str, cnpg_simulator_log: Path) -> None:
-    # A real failure: CNPG's Service and instance names derive from the Cluster's; with 62 characters
-    # `<name>-rw` exceeds the 63-character limit of a Service name and the API server refuses it.
-    broken = "b" + "x" * 61
-    create_cluster(k8s, namespace, broken, instances=1, database=unique("broken"))
+    # A real failure that CNPG's admission lets through: a ResourceQuota allows no Service in the
+    # broken Cluster's namespace, so the API server refuses every Service the simulator creates there.
+    # (Names CNPG could not derive objects from, e.g. 62 characters, are refused by its webhook.)
+    quarantined = f"{namespace}-quota"
+    core = client.CoreV1Api(k8s)
+    core.create_namespace({"metadata": {"name": quarantined, "labels": {"cnpg-mcp.io/test": "true"}}})
+    try:
+        core.create_namespaced_resource_quota(quarantined, {"metadata": {"name": "no-services"},
+                                                            "spec": {"hard": {"services": "0"}}})
+        # No quota controller runs in the sandbox: state the usage it would compute.
+        core.patch_namespaced_resource_quota_status("no-services", quarantined, {
+            "status": {"hard": {"services": "0"}, "used": {"services": "0"}}})
+        _backs_off_without_delaying_others(k8s, namespace, quarantined, cnpg_simulator_log)
+    finally:
+        core.delete_namespace(quarantined)
+
+
+def _backs_off_without_delaying_others(k8s: Any, namespace: str, quarantined: str, log_path: Path) -> None:
+    broken = "broken"
+    create_cluster(k8s, quarantined, broken, instances=1, database=unique("broken"))
 
     def blocked() -> str | None:
-        status = (get_cnpg(k8s, namespace, "clusters", broken) or {}).get("status") or {}
+        status = (get_cnpg(k8s, quarantined, "clusters", broken) or {}).get("status") or {}
         reason = status.get("phaseReason") or ""
         return reason if status.get("phase") == "Setting up primary" and "Service" in reason else None
     reason = wait_for(blocked, "the broken Cluster to report why it cannot proceed")
-    assert "422" in reason and f"{broken}-rw" in reason
-
+    assert "403" in reason and f"{broken}-rw" in reason and "quota" in reason
     started = time.monotonic()
     for index in range(3):
         create_cluster(k8s, namespace, f"pg-ok-{index}", instances=1, database=unique("ok"))
@@ -174,7 +189,7 @@ def test_a_cluster_that_cannot_be_processed_backs_off_without_delaying_others(
     assert time.monotonic() - started < 20
 
     time.sleep(4)
-    delays = retries_logged(cnpg_simulator_log, namespace, broken)
+    delays = retries_logged(log_path, quarantined, broken)
     assert 2 <= len(delays) <= 6, delays  # backs off: 0.5 s, 1 s, 2 s, 4 s... not a hot loop
     assert delays == sorted(delays) and delays[-1] > delays[0], delays
-    assert (get_cnpg(k8s, namespace, "clusters", broken) or {})["status"]["phase"] == "Setting up primary"
+    assert (get_cnpg(k8s, quarantined, "clusters", broken) or {})["status"]["phase"] == "Setting up primary"
