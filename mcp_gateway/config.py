@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cnpg_mcp_api.version import package_version
 from mcp_gateway import identity
 from mcp_gateway.auth import OIDC_PREFIX, STATIC_TOKEN_PREFIX
 
@@ -61,6 +62,7 @@ def parse_args(argv: list[str] | None = None) -> GatewayConfig:
         prog="cnpg-mcp-server",
         description="MCP gateway for CloudNativePG: reads CNPG objects, writes only cnpg-mcp intents.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     parser.add_argument("--transport", choices=["stdio", "http"], default="stdio")
     parser.add_argument("--host", default="127.0.0.1", help="HTTP listen address (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", DEFAULT_PORT)))

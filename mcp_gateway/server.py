@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from cnpg_mcp_api.version import package_version
 from mcp_gateway import auth, errors, identity
 from mcp_gateway.config import GatewayConfig
 from mcp_gateway.gateway import Gateway
@@ -60,7 +61,7 @@ def build_server(config: GatewayConfig, kube: Kube | None = None) -> MCPServer:
         settings = AuthSettings(issuer_url=AnyHttpUrl(issuer), resource_server_url=None,
                                 validate_token_resource=False)
     # The tool list is fixed for a configuration: clients may cache it instead of re-listing before calls.
-    mcp = MCPServer(SERVER_NAME, version="0.1.0", instructions=INSTRUCTIONS, token_verifier=verifier,
+    mcp = MCPServer(SERVER_NAME, version=package_version(), instructions=INSTRUCTIONS, token_verifier=verifier,
                     auth=settings, cache_hints={"tools/list": CacheHint(ttl_ms=TOOLS_LIST_TTL_MS, scope="public")})
     writes = not config.read_only
     deletes = writes and not config.disable_destructive
