@@ -28,7 +28,7 @@ PROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
 
 def pypi_package() -> dict[str, Any]:
     (package,) = [p for p in SERVER["packages"] if p["registryType"] == "pypi"]
-    return package
+    return dict(package)
 
 
 def test_server_json_is_valid_against_the_registry_schema() -> None:
