@@ -41,8 +41,11 @@ image: lint-dockerfile
 	docker run --rm $(IMAGE) cnpg-mcp-server --version
 	docker run --rm $(IMAGE) cnpg-mcp-operator --version
 
+# The Helm chart carries copies (Helm reads only its own folder); a test checks they match.
 crds: venv
 	$(BIN)/python -m cnpg_mcp_api.crdgen
+	cp crds/pg*.yaml deploy/helm/cnpg-mcp/crds/
+	cp deploy/operator/peering-crds.yaml deploy/helm/cnpg-mcp/crds/kopf-peering-crds.yaml
 
 lint: venv
 	$(BIN)/ruff check .

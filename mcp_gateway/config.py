@@ -161,11 +161,10 @@ def config_problem(config: GatewayConfig) -> str | None:
             return problem
     if config.transport != "http":
         return None
-    if config.oidc_issuer and not config.oidc_jwks_url:
-        return "--oidc-issuer needs --oidc-jwks-url"
-    if config.oidc_issuer and not config.public_resource_url:
-        return ("--oidc-issuer needs --resource-url: the public URL of this gateway's /mcp endpoint, which clients "
-                "request tokens for and the gateway checks as the token audience")
+    if config.oidc_issuer and not (config.public_resource_url and config.oidc_jwks_url):
+        return ("--oidc-issuer needs --oidc-audience or --resource-url set to the public URL of this gateway's /mcp "
+                "endpoint (clients request tokens for it; the gateway checks it as the token audience), "
+                "and --oidc-jwks-url")
     if (config.oidc_issuer and config.resource_url and config.oidc_audience
             and config.oidc_audience.rstrip("/") != config.resource_url.rstrip("/")):
         return (f"--oidc-audience {config.oidc_audience!r} differs from --resource-url {config.resource_url!r}: "

@@ -107,7 +107,7 @@ def test_chart_crds_are_the_generated_ones() -> None:
     """crds/ in the chart are copies (Helm reads only its own folder): byte for byte the generated ones."""
     generated = {p.name: p.read_text() for p in (REPO / "crds").glob("*.yaml") if p.name != "kustomization.yaml"}
     copied = {p.name: p.read_text() for p in (CHART / "crds").glob("pg*.yaml")}
-    assert copied == generated
+    assert copied == generated, "the chart's CRDs are stale: run `make crds`"
     assert (CHART / "crds" / "kopf-peering-crds.yaml").read_text() == \
         (REPO / "deploy" / "operator" / "peering-crds.yaml").read_text()
 
@@ -144,11 +144,18 @@ def test_oidc_values_reach_the_gateway_and_toggles_render(helm: str) -> None:
 @pytest.fixture(scope="module")
 def installed(helm: str, control_plane: ControlPlane) -> Iterator[str]:
     """`helm install` into the control plane. deploy/ may already be applied in this session (same object
-    names): --take-ownership lets the release adopt them, so the test holds in any order."""
+    names, fields owned by kubectl's server-side apply): --take-ownership and --force-conflicts let the release
+    adopt them, so the test holds in any order."""
     done = run(helm, "upgrade", "--install", "cnpg-mcp", str(CHART), "--namespace", NAMESPACE, "--create-namespace",
-               "--take-ownership", "--kubeconfig", str(control_plane.kubeconfig))
+               "--take-ownership", "--force-conflicts", "--kubeconfig", str(control_plane.kubeconfig))
     assert done.returncode == 0, done.stderr
     yield done.stdout
+    # Leave the objects as deploy/'s own tests do, owned by kubectl: later tests apply overlays over them with
+    # plain server-side apply, which would conflict with fields Helm co-owns. (CRDs stay: Helm never deletes them.)
+    removed = run(helm, "uninstall", "cnpg-mcp", "--namespace", NAMESPACE, "--wait",
+                  "--kubeconfig", str(control_plane.kubeconfig))
+    assert removed.returncode == 0, removed.stderr
+    kubectl(control_plane, "apply", "--server-side", "--force-conflicts", "-k", str(REPO / "deploy"))
 
 
 def test_helm_install_creates_the_release(installed: str, control_plane: ControlPlane) -> None:

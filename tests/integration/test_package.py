@@ -76,6 +76,7 @@ def test_wheel_holds_only_the_product(dists: Dists) -> None:
         scripts = wheel.read(entry_points).decode()
     assert "cnpg-mcp-server = mcp_gateway.__main__:main" in scripts
     assert "cnpg-mcp-operator = cnpg_mcp_operator.__main__:main" in scripts
+    assert "cnpg-mcp = mcp_gateway.__main__:main" in scripts  # what `uvx cnpg-mcp` runs
 
 
 def test_sdist_holds_no_devcluster_and_no_tests(dists: Dists) -> None:
@@ -103,7 +104,8 @@ async def test_installed_server_answers_a_stdio_client(installed: Path, control_
     # No PYTHONPATH and a neutral working directory: only the installed wheel can answer.
     env = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp"),
            "KUBECONFIG": str(control_plane.kubeconfig)}
-    server = StdioServerParameters(command=str(installed / "cnpg-mcp-server"), args=["--read-only"], env=env,
+    # `cnpg-mcp`: the command `uvx cnpg-mcp` and the MCP registry entry start.
+    server = StdioServerParameters(command=str(installed / "cnpg-mcp"), args=["--read-only"], env=env,
                                    cwd=str(installed))
     async with Client(server, mode="legacy") as mcp:  # legacy era: a real initialize handshake
         assert mcp.server_info is not None
