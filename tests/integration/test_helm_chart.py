@@ -6,6 +6,7 @@ Helm is built from its Go module by devcluster/build-binaries.sh (cached, keyed 
 from __future__ import annotations
 
 import subprocess
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -198,3 +199,9 @@ async def test_operator_and_gateway_work_as_the_charts_service_accounts(
     finally:
         least.stop()
         operator.start()
+
+
+def test_chart_app_version_is_the_package_version() -> None:
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    version = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+    assert chart["appVersion"] == version, "bump Chart.yaml appVersion with pyproject's version"
