@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: dev test lint typecheck unit integration cluster cluster-down binaries system-deps crds tools-docs venv clean
+.PHONY: dev test lint typecheck unit integration cluster cluster-down binaries helm system-deps crds tools-docs venv clean package image lint-dockerfile
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,8 +20,32 @@ system-deps:
 binaries: system-deps
 	@bash devcluster/build-binaries.sh >/dev/null
 
+# Helm from its Go module, cached like the control plane (deploy/helm/ is tested with it).
+helm:
+	@bash devcluster/build-binaries.sh helm
+
+# The wheel and sdist (product only: no devcluster, no tests), checked as PyPI would.
+package: venv
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist .
+	$(BIN)/twine check --strict dist/*
+
+lint-dockerfile: venv
+	$(BIN)/hadolint Dockerfile
+
+# Builds and smoke-tests the image where a container engine runs and can reach the base image.
+IMAGE ?= cnpg-mcp:$(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+image: lint-dockerfile
+	@docker info >/dev/null 2>&1 || { echo "make image: no container engine answers (docker info failed); the Dockerfile is linted only" >&2; exit 1; }
+	docker build -t $(IMAGE) .
+	docker run --rm $(IMAGE) cnpg-mcp-server --version
+	docker run --rm $(IMAGE) cnpg-mcp-operator --version
+
+# The Helm chart carries copies (Helm reads only its own folder); a test checks they match.
 crds: venv
 	$(BIN)/python -m cnpg_mcp_api.crdgen
+	cp crds/pg*.yaml deploy/helm/cnpg-mcp/crds/
+	cp deploy/operator/peering-crds.yaml deploy/helm/cnpg-mcp/crds/kopf-peering-crds.yaml
 
 tools-docs: venv
 	$(BIN)/python -m mcp_gateway.docgen
@@ -35,10 +59,10 @@ typecheck: venv
 unit: venv
 	$(BIN)/pytest tests/unit
 
-integration: venv binaries
+integration: venv binaries helm
 	$(BIN)/pytest tests/integration
 
-test: system-deps venv binaries lint typecheck
+test: system-deps venv binaries helm lint typecheck
 	$(BIN)/pytest tests
 
 cluster: system-deps venv binaries

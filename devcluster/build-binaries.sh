@@ -3,6 +3,7 @@
 # Binaries are cached outside the repository, keyed by version; a warm cache makes this a no-op.
 # Usage: build-binaries.sh        (prints the bin directory on its last line)
 #        build-binaries.sh cnpg   (builds CloudNativePG's manager; prints its path on the last line)
+#        build-binaries.sh helm   (builds only Helm; prints the helm binary's path on its last line)
 set -euo pipefail
 
 K8S_VERSION="${CNPG_MCP_K8S_VERSION:-v1.36.3}"
@@ -36,6 +37,30 @@ if [ "${1:-}" = "cnpg" ]; then
   echo "$CNPG_BIN"
   exit 0
 fi
+
+# Helm (deploy/helm/ is tested with it) from its Go module, cached by version like the control plane.
+HELM_VERSION="${CNPG_MCP_HELM_VERSION:-v4.3.2}"
+build_helm() {
+  local dir="$CACHE_ROOT/bin-helm-$HELM_VERSION" src="$CACHE_ROOT/src-helm-$HELM_VERSION" major
+  if [ ! -x "$dir/helm" ]; then
+    command -v go >/dev/null || { echo "error: Go is required to build Helm (go not found on PATH)" >&2; exit 1; }
+    mkdir -p "$dir" "$src"
+    exec 8>"$CACHE_ROOT/.build-helm.lock"
+    flock 8
+    if [ ! -x "$dir/helm" ]; then
+      major=$(echo "$HELM_VERSION" | cut -d. -f1)
+      cd "$src"
+      [ -f go.mod ] || go mod init example.invalid/helmbin >/dev/null 2>&1
+      CGO_ENABLED=0 GOFLAGS=-mod=mod go get "helm.sh/helm/$major@$HELM_VERSION" >&2
+      CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath \
+        -ldflags "-s -w -X helm.sh/helm/$major/internal/version.version=$HELM_VERSION" \
+        -o "$dir/helm.tmp" "helm.sh/helm/$major/cmd/helm" >&2
+      mv "$dir/helm.tmp" "$dir/helm"
+    fi
+  fi
+  echo "$dir/helm"
+}
+if [ "${1:-}" = "helm" ]; then mkdir -p "$CACHE_ROOT"; build_helm; exit 0; fi
 
 K8S_BINARIES="kube-apiserver kube-controller-manager kubectl"
 have_k8s() { for b in $K8S_BINARIES; do [ -x "$BIN_DIR/$b" ] || return 1; done; }

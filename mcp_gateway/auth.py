@@ -6,13 +6,20 @@ import hmac
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import jwt
 from mcp.server.auth.provider import AccessToken, TokenVerifier
+from mcp.server.auth.routes import create_protected_resource_routes
+from mcp.server.auth.settings import AuthSettings
+from pydantic import AnyHttpUrl
+from starlette.routing import Route
 
 from mcp_gateway import identity
+
+if TYPE_CHECKING:  # config imports this module's prefixes
+    from mcp_gateway.config import GatewayConfig
 
 STATIC_TOKEN_PREFIX = "token:"
 OIDC_PREFIX = "oidc:"
@@ -57,9 +64,14 @@ def identity_claims(user: str, groups: list[str], prefixes: identity.Prefixes) -
 
 
 class StaticTokenVerifier(TokenVerifier):
+    """Tokens the operator of the gateway handed out: issued for this gateway (`resource`), with every scope
+    the gateway requires, so they keep working beside OIDC."""
+
     def __init__(self, tokens: list[StaticToken],
-                 prefixes: identity.Prefixes = STATIC_TOKEN_PREFIXES) -> None:
+                 prefixes: identity.Prefixes = STATIC_TOKEN_PREFIXES, *, resource: str | None = None,
+                 scopes: Iterable[str] = ()) -> None:
         self._tokens, self._prefixes = tokens, prefixes
+        self._resource, self._scopes = resource, list(scopes)
 
     async def verify_token(self, token: str) -> AccessToken | None:
         match = None
@@ -68,13 +80,16 @@ class StaticTokenVerifier(TokenVerifier):
                 match = candidate
         if match is None:
             return None
-        return AccessToken(token=token, client_id=match.user, scopes=[], subject=match.user,
-                           claims={"iss": "static-token",
+        return AccessToken(token=token, client_id=match.user, scopes=list(self._scopes), subject=match.user,
+                           resource=self._resource, claims={"iss": "static-token",
                                    **identity_claims(match.user, list(match.groups), self._prefixes)})
 
 
 class JWTTokenVerifier(TokenVerifier):
-    """Verifies signature (JWKS), issuer, audience and expiry; maps claims to user and groups."""
+    """Verifies signature (JWKS), issuer, audience and expiry; maps claims to user and groups.
+
+    The audience is the gateway's resource URL (RFC 8707): a token the issuer minted for another resource
+    carries another `aud` and is refused, so a token stolen from another service cannot be replayed here."""
 
     def __init__(self, *, issuer: str, audience: str, jwks_url: str, username_claim: str = "sub",
                  groups_claim: str = "groups",
@@ -111,3 +126,46 @@ class AnyOfVerifiers(TokenVerifier):
             if found is not None:
                 return found
         return None
+
+
+METADATA_ROOT = "/.well-known/oauth-protected-resource"
+
+
+def build_auth(config: GatewayConfig) -> tuple[TokenVerifier | None, AuthSettings | None]:
+    """The verifier and the SDK's auth settings for the HTTP transport (None, None without authentication).
+
+    With OIDC the gateway is an OAuth protected resource (MCP authorization spec): every 401 names the RFC 9728
+    metadata in `WWW-Authenticate`, the metadata names the issuer and scopes, and only tokens issued for
+    `config.public_resource_url` are accepted."""
+    resource = config.public_resource_url if config.oidc_issuer else None
+    verifiers: list[TokenVerifier] = []
+    static = load_static_tokens(config.token_file, config.tokens_env)
+    if static:
+        verifiers.append(StaticTokenVerifier(static, config.token_prefixes, resource=resource,
+                                             scopes=config.oidc_scopes))
+    if config.oidc_issuer and config.token_audience and config.oidc_jwks_url:
+        verifiers.append(JWTTokenVerifier(
+            issuer=config.oidc_issuer, audience=config.token_audience, jwks_url=config.oidc_jwks_url,
+            username_claim=config.oidc_username_claim, groups_claim=config.oidc_groups_claim,
+            prefixes=config.oidc_prefixes))
+    if not verifiers:
+        return None, None
+    verifier = verifiers[0] if len(verifiers) == 1 else AnyOfVerifiers(verifiers)
+    issuer = config.oidc_issuer or f"http://{config.host}:{config.port}/"  # static tokens only: never advertised
+    settings = AuthSettings(issuer_url=AnyHttpUrl(issuer),
+                            resource_server_url=AnyHttpUrl(resource) if resource else None,
+                            required_scopes=list(config.oidc_scopes) or None, validate_token_resource=bool(resource))
+    return verifier, settings
+
+
+def root_metadata_route(settings: AuthSettings | None) -> Route | None:
+    """The same RFC 9728 metadata at the root well-known path too: clients that get no `WWW-Authenticate`
+    header (a proxy may drop it) fall back to it."""
+    if settings is None or settings.resource_server_url is None:
+        return None
+    (route,) = create_protected_resource_routes(resource_url=settings.resource_server_url,
+                                                authorization_servers=[settings.issuer_url],
+                                                scopes_supported=settings.required_scopes)
+    if route.path == METADATA_ROOT:  # the resource is the root itself: already served there
+        return None
+    return Route(METADATA_ROOT, endpoint=route.app, methods=["GET", "OPTIONS"])

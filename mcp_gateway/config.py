@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cnpg_mcp_api.version import package_version
 from mcp_gateway import identity
 from mcp_gateway.auth import OIDC_PREFIX, STATIC_TOKEN_PREFIX
 from mcp_gateway.registry import TOOLSETS
@@ -44,10 +45,25 @@ class GatewayConfig:
     token_groups_prefix: str = STATIC_TOKEN_PREFIX
     allow_any_host: bool = False
     toolsets: tuple[str, ...] = ()  # empty: every toolset
+    resource_url: str | None = None
+    oidc_scopes: tuple[str, ...] = ()
 
     @property
     def has_auth(self) -> bool:
         return bool(self.token_file or self.tokens_env or self.oidc_issuer)
+
+    @property
+    def public_resource_url(self) -> str | None:
+        """The URL clients reach /mcp at: the OAuth resource tokens must be issued for (RFC 8707/9728)."""
+        if self.resource_url:
+            return self.resource_url
+        audience = self.oidc_audience or ""
+        return audience if audience.startswith(("https://", "http://")) else None
+
+    @property
+    def token_audience(self) -> str | None:
+        """The `aud` an OIDC token must carry: the resource URL unless --oidc-audience says otherwise."""
+        return self.oidc_audience or self.resource_url
 
     @property
     def oidc_prefixes(self) -> identity.Prefixes:
@@ -63,6 +79,7 @@ def parse_args(argv: list[str] | None = None) -> GatewayConfig:
         prog="cnpg-mcp-server",
         description="MCP gateway for CloudNativePG: reads CNPG objects, writes only cnpg-mcp intents.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     parser.add_argument("--transport", choices=["stdio", "http"], default="stdio")
     parser.add_argument("--host", default="127.0.0.1", help="HTTP listen address (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", DEFAULT_PORT)))
@@ -72,6 +89,14 @@ def parse_args(argv: list[str] | None = None) -> GatewayConfig:
     parser.add_argument("--oidc-issuer", default=os.environ.get("CNPG_MCP_OIDC_ISSUER"))
     parser.add_argument("--oidc-audience", default=os.environ.get("CNPG_MCP_OIDC_AUDIENCE"))
     parser.add_argument("--oidc-jwks-url", default=os.environ.get("CNPG_MCP_OIDC_JWKS_URL"))
+    parser.add_argument("--resource-url", default=os.environ.get("CNPG_MCP_RESOURCE_URL"),
+                        help="public URL of this gateway's /mcp endpoint (e.g. https://cnpg-mcp.example.com/mcp): "
+                             "the OAuth resource OIDC tokens must be issued for; announced to clients in "
+                             "/.well-known/oauth-protected-resource (default: --oidc-audience when it is a URL)")
+    parser.add_argument("--oidc-scope", action="append",
+                        default=os.environ.get("CNPG_MCP_OIDC_SCOPES", "").split(),
+                        help="scope every token must carry, announced to clients (repeatable; "
+                             "$CNPG_MCP_OIDC_SCOPES space-separated)")
     parser.add_argument("--oidc-username-claim", default="sub")
     parser.add_argument("--oidc-groups-claim", default="groups")
     prefix_help = "prepended to every {} name from {} ('-' for none; names from a token never start with system:)"
@@ -120,7 +145,7 @@ def parse_args(argv: list[str] | None = None) -> GatewayConfig:
         watch_cache_max_mirrors=args.watch_cache_max_mirrors, watch_cache_idle_seconds=args.watch_cache_idle_seconds,
         oidc_username_prefix=args.oidc_username_prefix, oidc_groups_prefix=args.oidc_groups_prefix,
         token_username_prefix=args.token_username_prefix, token_groups_prefix=args.token_groups_prefix,
-        allow_any_host=args.allow_any_host,
+        allow_any_host=args.allow_any_host, resource_url=args.resource_url, oidc_scopes=tuple(args.oidc_scope),
         toolsets=tuple(name.strip() for name in args.toolsets.split(",") if name.strip()),
     )
     problem = config_problem(config)
@@ -145,8 +170,17 @@ def config_problem(config: GatewayConfig) -> str | None:
         return f"--toolsets: unknown toolset(s) {', '.join(unknown)}; known: {', '.join(TOOLSETS)}"
     if config.transport != "http":
         return None
-    if config.oidc_issuer and not (config.oidc_audience and config.oidc_jwks_url):
-        return "--oidc-issuer needs --oidc-audience and --oidc-jwks-url"
+    if config.oidc_issuer and not (config.public_resource_url and config.oidc_jwks_url):
+        return ("--oidc-issuer needs --oidc-audience or --resource-url set to the public URL of this gateway's /mcp "
+                "endpoint (clients request tokens for it; the gateway checks it as the token audience), "
+                "and --oidc-jwks-url")
+    if (config.oidc_issuer and config.resource_url and config.oidc_audience
+            and config.oidc_audience.rstrip("/") != config.resource_url.rstrip("/")):
+        return (f"--oidc-audience {config.oidc_audience!r} differs from --resource-url {config.resource_url!r}: "
+                "MCP clients ask the issuer for tokens bound to the resource URL, so that is the audience; "
+                "drop --oidc-audience")
+    if config.resource_url and not config.resource_url.startswith(("https://", "http://")):
+        return f"--resource-url must be an http(s) URL, got {config.resource_url!r}"
     if not config.has_auth and not config.insecure_no_auth:
         return ("HTTP needs authentication: give --token-file, CNPG_MCP_TOKENS or --oidc-issuer "
                 "(or --insecure-no-auth on a loopback address for local experiments)")

@@ -7,20 +7,19 @@ from typing import Any
 
 from mcp.server import MCPServer
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
-from mcp.server.auth.provider import TokenVerifier
-from mcp.server.auth.settings import AuthSettings
 from mcp.server.caching import CacheHint
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.transport_security import TransportSecuritySettings
 from mcp.types import CallToolResult, InputRequiredResult
-from pydantic import AnyHttpUrl, ValidationError
+from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from cnpg_mcp_api.version import package_version
 from mcp_gateway import auth, errors, identity, registry
 from mcp_gateway.config import GatewayConfig
 from mcp_gateway.gateway import Gateway
@@ -54,34 +53,14 @@ class GatewayServer(MCPServer):
             raise
 
 
-def _verifier(config: GatewayConfig) -> TokenVerifier | None:
-    verifiers: list[TokenVerifier] = []
-    static = auth.load_static_tokens(config.token_file, config.tokens_env)
-    if static:
-        verifiers.append(auth.StaticTokenVerifier(static, config.token_prefixes))
-    if config.oidc_issuer and config.oidc_audience and config.oidc_jwks_url:
-        verifiers.append(auth.JWTTokenVerifier(
-            issuer=config.oidc_issuer, audience=config.oidc_audience, jwks_url=config.oidc_jwks_url,
-            username_claim=config.oidc_username_claim, groups_claim=config.oidc_groups_claim,
-            prefixes=config.oidc_prefixes))
-    if not verifiers:
-        return None
-    return verifiers[0] if len(verifiers) == 1 else auth.AnyOfVerifiers(verifiers)
-
-
 def build_server(config: GatewayConfig, kube: Kube | None = None) -> MCPServer:
     kube = kube or Kube.connect(config.kubeconfig, watch_cache=config.watch_cache,
                                 max_mirrors=config.watch_cache_max_mirrors,
                                 idle_seconds=config.watch_cache_idle_seconds)
     gateway = Gateway(config=config, kube=kube, default_namespace=infer_default_namespace(config.kubeconfig))
-    verifier = _verifier(config) if config.transport == "http" else None
-    settings = None
-    if verifier is not None:
-        issuer = config.oidc_issuer or f"http://{config.host}:{config.port}/"
-        settings = AuthSettings(issuer_url=AnyHttpUrl(issuer), resource_server_url=None,
-                                validate_token_resource=False)
+    verifier, settings = auth.build_auth(config) if config.transport == "http" else (None, None)
     # The tool list is fixed for a configuration: clients may cache it instead of re-listing before calls.
-    mcp = GatewayServer(SERVER_NAME, version="0.1.0", instructions=INSTRUCTIONS, token_verifier=verifier,
+    mcp = GatewayServer(SERVER_NAME, version=package_version(), instructions=INSTRUCTIONS, token_verifier=verifier,
                     auth=settings, cache_hints={"tools/list": CacheHint(ttl_ms=TOOLS_LIST_TTL_MS, scope="public")})
     registry.register(mcp, gateway, registry.offered(TOOLS, toolsets=config.toolsets, read_only=config.read_only,
                                                      disable_destructive=config.disable_destructive))
@@ -131,4 +110,7 @@ def http_app(mcp: MCPServer, config: GatewayConfig) -> Starlette:
     app = mcp.streamable_http_app(transport_security=security, host=config.host)
     # Innermost middleware: it runs after the SDK's authentication has put the verified token on the request.
     app.user_middleware.append(Middleware(RefuseReservedIdentities))
+    metadata_at_root = auth.root_metadata_route(mcp.settings.auth)
+    if metadata_at_root is not None:
+        app.router.routes.append(metadata_at_root)
     return app

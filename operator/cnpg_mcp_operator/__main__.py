@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 import kopf
 
+from cnpg_mcp_api.version import package_version
 from cnpg_mcp_operator.config import parse_args
 from cnpg_mcp_operator.registry import REGISTRY
 
@@ -23,6 +24,9 @@ def _load_handlers() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if "--version" in (sys.argv[1:] if argv is None else argv):  # before parse_args: it requires a scope
+        print(f"cnpg-mcp-operator {package_version()}")
+        return 0
     config = parse_args(argv)
     if config.kubeconfig:
         os.environ["KUBECONFIG"] = config.kubeconfig  # Kopf's own login reads it too
