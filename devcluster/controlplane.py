@@ -172,6 +172,38 @@ def apply_manifests(plane: ControlPlane, folders: Iterable[Path]) -> None:
             raise ControlPlaneError(f"applying {folder.relative_to(REPO_ROOT)} failed: {done.stderr.strip()}")
 
 
+def wait_requester_stamping(api_client: Any) -> None:
+    """Until the MutatingAdmissionPolicy stamps new intents.
+
+    Its schema for a custom resource comes from the API server's OpenAPI v3, which it re-reads every
+    5 s, so right after the CRDs and the policy appear, creating an intent answers 503 for a while.
+    A dry-run create (nothing stored) shows when it is over.
+    """
+    from kubernetes import client  # noqa: PLC0415
+    from kubernetes.client.exceptions import ApiException  # noqa: PLC0415
+
+    from cnpg_mcp_api import constants  # noqa: PLC0415
+
+    probe = {"apiVersion": constants.API_VERSION, "kind": constants.ROLE_REQUEST_KIND,
+             "metadata": {"name": "admission-probe"}, "spec": {"cluster": "probe", "roleName": "probe"}}
+    custom = client.CustomObjectsApi(api_client)
+    deadline = time.monotonic() + START_TIMEOUT
+    last = ""
+    while time.monotonic() < deadline:
+        try:
+            created = custom.create_namespaced_custom_object(constants.GROUP, constants.VERSION, "default",
+                                                             constants.ROLE_REQUEST_PLURAL, probe, dry_run="All")
+            if constants.REQUESTER_ANNOTATION in (created["metadata"].get("annotations") or {}):
+                return
+            last = "created without the requester annotation"
+        except ApiException as exc:
+            if exc.status != 503:
+                raise ControlPlaneError(f"admission probe failed: {exc.status} {exc.reason}: {exc.body}") from exc
+            last = f"{exc.status} {exc.reason}"
+        time.sleep(0.5)
+    raise ControlPlaneError(f"the requester MutatingAdmissionPolicy never applied ({last})")
+
+
 def load_crds(files: Iterable[Path]) -> list[dict[str, Any]]:
     crds: list[dict[str, Any]] = []
     for path in files:
@@ -427,9 +459,10 @@ def start(state_dir: Path, *, detach: bool = False, extra_crd_files: Sequence[Pa
         try:
             _wait_for_default_namespace(api_client)
             install_crds(api_client, crds)
+            apply_manifests(plane, PROJECT_MANIFESTS)
+            wait_requester_stamping(api_client)
         finally:
             api_client.close()
-        apply_manifests(plane, PROJECT_MANIFESTS)
 
         # Started after the CRDs exist: the garbage collector re-reads discovery only every 30 s.
         kcm = spawn("kube-controller-manager", [
