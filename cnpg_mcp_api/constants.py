@@ -32,7 +32,12 @@ MANAGED_BY_LABEL: Final = "app.kubernetes.io/managed-by"
 MANAGED_BY_VALUE: Final = "cnpg-mcp"
 MANAGED_BY: Final = {MANAGED_BY_LABEL: MANAGED_BY_VALUE}
 REQUEST_LABEL: Final = f"{GROUP}/request"
+# Who asked, as the client says (the MCP gateway writes the MCP user it serves): immutable once set.
 REQUESTED_BY_ANNOTATION: Final = f"{GROUP}/requested-by"
+# Who asked, as the API server saw the request: stamped at admission (deploy/admission/requester.yaml)
+# from request.userInfo, whatever the client sent, and immutable afterwards.
+REQUESTER_ANNOTATION: Final = f"{GROUP}/requester"
+REQUESTER_GROUPS_ANNOTATION: Final = f"{GROUP}/requester-groups"
 PASSWORD_ROTATION_ANNOTATION: Final = f"{GROUP}/password-rotation"
 CNPG_CLUSTER_LABEL: Final = "cnpg.io/cluster"
 CNPG_ROLE_LABEL: Final = "cnpg.io/role"

@@ -300,6 +300,14 @@ _READY = {"name": "Ready", "type": "string", "jsonPath": '.status.conditions[?(@
 _REASON = {"name": "Reason", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].reason'}
 _AGE = {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
 _MESSAGE = {"name": "Message", "type": "string", "jsonPath": ".status.message", "priority": "1"}
+# Dots in an annotation key are escaped in a printer column's JSONPath.
+_REQUESTER = {"name": "Requester", "type": "string",
+              "jsonPath": ".metadata.annotations." + constants.REQUESTER_ANNOTATION.replace(".", "\\.")}
+_REQUESTED_BY = {"name": "Requested-By", "type": "string", "priority": "1",
+                 "jsonPath": ".metadata.annotations." + constants.REQUESTED_BY_ANNOTATION.replace(".", "\\.")}
+# Every kind ends with: Ready, Reason, Requester (who asked, per the API server), Age; -o wide adds the
+# message and the client's own requested-by (the MCP user behind a non-impersonating gateway).
+_COMMON_COLUMNS = (_READY, _REASON, _REQUESTER, _AGE, _MESSAGE, _REQUESTED_BY)
 
 CLUSTER_REQUEST = IntentKind(
     kind=constants.CLUSTER_REQUEST_KIND, plural=constants.CLUSTER_REQUEST_PLURAL, short_names=["pgcr"],
@@ -307,7 +315,7 @@ CLUSTER_REQUEST = IntentKind(
     description="A desired CloudNativePG Cluster, reconciled by cnpg-mcp.",
     columns=[{"name": "Instances", "type": "integer", "jsonPath": ".spec.instances"},
              {"name": "Ready-Instances", "type": "integer", "jsonPath": ".status.readyInstances"},
-             {"name": "Phase", "type": "string", "jsonPath": ".status.phase"}, _READY, _REASON, _AGE, _MESSAGE],
+             {"name": "Phase", "type": "string", "jsonPath": ".status.phase"}, *_COMMON_COLUMNS],
     root_rules=[{
         "rule": f"self.metadata.name.size() <= 50 && self.metadata.name.matches('{CLUSTER_NAME_PATTERN}')",
         "message": "metadata.name becomes the Cluster name: lowercase letters, digits and '-', "
@@ -320,7 +328,7 @@ ROLE_REQUEST = IntentKind(
     description="A PostgreSQL role in a CloudNativePG cluster, with a generated password Secret.",
     columns=[{"name": "Cluster", "type": "string", "jsonPath": ".spec.cluster"},
              {"name": "Role", "type": "string", "jsonPath": ".spec.roleName"},
-             {"name": "Secret", "type": "string", "jsonPath": ".status.secretName"}, _READY, _REASON, _AGE, _MESSAGE],
+             {"name": "Secret", "type": "string", "jsonPath": ".status.secretName"}, *_COMMON_COLUMNS],
 )
 DATABASE_REQUEST = IntentKind(
     kind=constants.DATABASE_REQUEST_KIND, plural=constants.DATABASE_REQUEST_PLURAL, short_names=["pgdr"],
@@ -328,7 +336,7 @@ DATABASE_REQUEST = IntentKind(
     description="A PostgreSQL database in a CloudNativePG cluster (a CNPG Database), reconciled by cnpg-mcp.",
     columns=[{"name": "Cluster", "type": "string", "jsonPath": ".spec.cluster"},
              {"name": "Database", "type": "string", "jsonPath": ".spec.name"},
-             {"name": "Owner", "type": "string", "jsonPath": ".spec.owner"}, _READY, _REASON, _AGE, _MESSAGE],
+             {"name": "Owner", "type": "string", "jsonPath": ".spec.owner"}, *_COMMON_COLUMNS],
 )
 KINDS = (CLUSTER_REQUEST, ROLE_REQUEST, DATABASE_REQUEST)
 

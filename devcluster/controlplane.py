@@ -1,9 +1,11 @@
 """A real local Kubernetes control plane: etcd, kube-apiserver and kube-controller-manager.
 
 The binaries are built from Go modules (see build-binaries.sh) or taken from KUBEBUILDER_ASSETS.
-The API server runs with real TLS, RBAC authorization and a token-authenticated admin; the
-controller manager runs the garbage collector and the namespace controller. CloudNativePG's CRDs
-come from the CNPG Go module through the Go module proxy; this project's CRDs from crds/.
+The API server runs with real TLS, RBAC authorization, a token-authenticated admin and an audit log
+(deploy/audit/policy.yaml, written to <state dir>/audit.log); the controller manager runs the garbage
+collector, the namespace controller and the ClusterRole aggregation controller. CloudNativePG's CRDs
+come from the CNPG Go module through the Go module proxy; this project's CRDs from crds/, then its
+admission policies and aggregated user roles from deploy/ (as a real install applies them).
 CloudNativePG's own manager, built from the same module version, serves its mutating and
 validating admission webhooks for the CNPG kinds (see cnpg_webhooks.py); its controllers idle.
 """
@@ -42,6 +44,14 @@ START_TIMEOUT = float(os.environ.get("CNPG_MCP_START_TIMEOUT", "90"))
 # Room for 5,000 CNPG clusters of 3 Services each (65,534 addresses). Only the apiserver allocates
 # ClusterIPs here: kube-controller-manager runs no controller that reads this range.
 SERVICE_CLUSTER_IP_RANGE = "10.96.0.0/16"
+AUDIT_POLICY = REPO_ROOT / "deploy" / "audit" / "policy.yaml"
+AUDIT_LOG = "audit.log"
+# Applied after the CRDs, as a real install does: requester stamping and immutability (admission
+# policies), and the intent kinds in the standard view/edit/admin roles.
+PROJECT_MANIFESTS = (REPO_ROOT / "deploy" / "admission", REPO_ROOT / "deploy" / "user-roles")
+# The controllers the tests rely on: ownerReferences, namespace deletion, and the standard roles
+# picking up aggregated ClusterRoles (rbac.authorization.k8s.io/aggregate-to-*).
+KCM_CONTROLLERS = ("garbage-collector-controller", "namespace-controller", "clusterrole-aggregation-controller")
 
 
 class ControlPlaneError(RuntimeError):
@@ -68,6 +78,11 @@ class ControlPlane:
     admin_token: str
     kubectl: str = "kubectl"
     pids: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def audit_log(self) -> Path:
+        """kube-apiserver's audit log (JSON lines, one event per request that deploy/audit/policy.yaml keeps)."""
+        return self.state_dir / AUDIT_LOG
 
     def api_client(self) -> Any:
         """A new kubernetes.client.ApiClient logged in as the admin."""
@@ -172,6 +187,50 @@ def cnpg_crd_files(version: str = CNPG_VERSION) -> list[Path]:
 def project_crd_files() -> list[Path]:
     crds = sorted(p for p in (REPO_ROOT / "crds").glob("*.yaml") if p.name != "kustomization.yaml")
     return [*crds, REPO_ROOT / "deploy" / "operator" / "peering-crds.yaml"]  # Kopf peering (several replicas)
+
+
+def apply_manifests(plane: ControlPlane, folders: Iterable[Path]) -> None:
+    """`kubectl apply --server-side -k` each kustomization, as an admin would on a real cluster."""
+    for folder in folders:
+        done = subprocess.run(
+            [plane.kubectl, "--kubeconfig", str(plane.kubeconfig), "apply", "--server-side",
+             "--force-conflicts", "-k", str(folder)],
+            capture_output=True, text=True, timeout=120, check=False,
+        )
+        if done.returncode != 0:
+            raise ControlPlaneError(f"applying {folder.relative_to(REPO_ROOT)} failed: {done.stderr.strip()}")
+
+
+def wait_requester_stamping(api_client: Any) -> None:
+    """Until the MutatingAdmissionPolicy stamps new intents.
+
+    Its schema for a custom resource comes from the API server's OpenAPI v3, which it re-reads every
+    5 s, so right after the CRDs and the policy appear, creating an intent answers 503 for a while.
+    A dry-run create (nothing stored) shows when it is over.
+    """
+    from kubernetes import client  # noqa: PLC0415
+    from kubernetes.client.exceptions import ApiException  # noqa: PLC0415
+
+    from cnpg_mcp_api import constants  # noqa: PLC0415
+
+    probe = {"apiVersion": constants.API_VERSION, "kind": constants.ROLE_REQUEST_KIND,
+             "metadata": {"name": "admission-probe"}, "spec": {"cluster": "probe", "roleName": "probe"}}
+    custom = client.CustomObjectsApi(api_client)
+    deadline = time.monotonic() + START_TIMEOUT
+    last = ""
+    while time.monotonic() < deadline:
+        try:
+            created = custom.create_namespaced_custom_object(constants.GROUP, constants.VERSION, "default",
+                                                             constants.ROLE_REQUEST_PLURAL, probe, dry_run="All")
+            if constants.REQUESTER_ANNOTATION in (created["metadata"].get("annotations") or {}):
+                return
+            last = "created without the requester annotation"
+        except ApiException as exc:
+            if exc.status != 503:
+                raise ControlPlaneError(f"admission probe failed: {exc.status} {exc.reason}: {exc.body}") from exc
+            last = f"{exc.status} {exc.reason}"
+        time.sleep(0.5)
+    raise ControlPlaneError(f"the requester MutatingAdmissionPolicy never applied ({last})")
 
 
 def load_crds(files: Iterable[Path]) -> list[dict[str, Any]]:
@@ -396,6 +455,8 @@ def start(state_dir: Path, *, detach: bool = False, extra_crd_files: Sequence[Pa
     pki = create_pki(state_dir / "pki")
     (state_dir / "tokens.csv").write_text(f'{pki.admin_token},admin,admin,"system:masters"\n')
     (state_dir / "tokens.csv").chmod(0o600)
+    audit_policy = state_dir / "audit-policy.yaml"
+    audit_policy.write_text(AUDIT_POLICY.read_text())
 
     etcd_port, peer_port, api_port = free_port(), free_port(), free_port()
     server = f"https://127.0.0.1:{api_port}"
@@ -421,6 +482,7 @@ def start(state_dir: Path, *, detach: bool = False, extra_crd_files: Sequence[Pa
             f"--tls-cert-file={pki.serving_cert}", f"--tls-private-key-file={pki.serving_key}",
             f"--client-ca-file={pki.ca_cert}", f"--token-auth-file={state_dir / 'tokens.csv'}",
             "--authorization-mode=RBAC",
+            f"--audit-policy-file={audit_policy}", f"--audit-log-path={state_dir / AUDIT_LOG}",
             f"--service-account-issuer={server}",
             f"--service-account-key-file={pki.service_account_key}",
             f"--service-account-signing-key-file={pki.service_account_key}",
@@ -444,13 +506,15 @@ def start(state_dir: Path, *, detach: bool = False, extra_crd_files: Sequence[Pa
         try:
             _wait_for_default_namespace(api_client)
             install_crds(api_client, crds)
+            apply_manifests(plane, PROJECT_MANIFESTS)
+            wait_requester_stamping(api_client)
         finally:
             api_client.close()
 
         # Started after the CRDs exist: the garbage collector re-reads discovery only every 30 s.
         kcm = spawn("kube-controller-manager", [
             str(binaries.kube_controller_manager), f"--kubeconfig={plane.kubeconfig}",
-            "--controllers=garbage-collector-controller,namespace-controller",
+            f"--controllers={','.join(KCM_CONTROLLERS)}",
             "--leader-elect=false", "--secure-port=0", "--use-service-account-credentials=false",
             "--kube-api-qps=200", "--kube-api-burst=400", "--concurrent-gc-syncs=10",
             "--concurrent-namespace-syncs=10",

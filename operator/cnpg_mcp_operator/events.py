@@ -10,6 +10,8 @@ from typing import Any
 
 import kopf
 
+from cnpg_mcp_api import constants
+
 # Reasons that mean "working as intended": Normal events. Anything else is worth a Warning.
 NORMAL_REASONS = frozenset({"Applied", "Pending", "Deleting", "Created", "Ready", "Retained", "Deleted"})
 MAX_MESSAGE = 1000
@@ -37,4 +39,8 @@ def post_transition(body: Mapping[str, Any], before: Mapping[str, Any] | None,
     if before is not None and (before.get("status"), before.get("reason")) == (after.get("status"),
                                                                                after.get("reason")):
         return
-    post(body, str(after.get("reason") or "Unknown"), str(after.get("message") or ""))
+    message = str(after.get("message") or "")
+    requester = ((body.get("metadata") or {}).get("annotations") or {}).get(constants.REQUESTER_ANNOTATION)
+    if before is None and requester:  # the first Event says who asked (stamped by the API server)
+        message = f"{message} (requested by {requester})"
+    post(body, str(after.get("reason") or "Unknown"), message)
