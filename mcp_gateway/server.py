@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from mcp_gateway import auth, errors, identity, registry
+from mcp_gateway import auth, errors, identity, metrics, registry
 from mcp_gateway.config import GatewayConfig
 from mcp_gateway.gateway import Gateway
 from mcp_gateway.k8s import Kube
@@ -97,6 +97,7 @@ def build_server(config: GatewayConfig, kube: Kube | None = None) -> MCPServer:
     # Probes are plain routes: the SDK never authenticates custom routes, which kubelets need.
     mcp.custom_route("/healthz", methods=["GET"])(healthz)
     mcp.custom_route("/readyz", methods=["GET"])(readyz)
+    mcp.custom_route("/metrics", methods=["GET"])(metrics.endpoint)
 
     return mcp
 
@@ -131,4 +132,5 @@ def http_app(mcp: MCPServer, config: GatewayConfig) -> Starlette:
     app = mcp.streamable_http_app(transport_security=security, host=config.host)
     # Innermost middleware: it runs after the SDK's authentication has put the verified token on the request.
     app.user_middleware.append(Middleware(RefuseReservedIdentities))
+    app.user_middleware.insert(0, Middleware(metrics.CountAuthFailures))  # outermost: sees every 401/403
     return app

@@ -1,6 +1,7 @@
 """Kubernetes Events on intent transitions (posted through Kopf's event queue).
 
-Messages are the condition messages we compose ourselves: they name objects, never secret values.
+Messages are the condition messages we compose ourselves: they name objects, never secret values;
+transition Events end with the intent's requester (cnpg-mcp.io/requested-by), for the audit trail.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import kopf
+
+from cnpg_mcp_api import constants
 
 # Reasons that mean "working as intended": Normal events. Anything else is worth a Warning.
 NORMAL_REASONS = frozenset({"Applied", "Pending", "Deleting", "Created", "Ready", "Retained", "Deleted"})
@@ -37,4 +40,11 @@ def post_transition(body: Mapping[str, Any], before: Mapping[str, Any] | None,
     if before is not None and (before.get("status"), before.get("reason")) == (after.get("status"),
                                                                                after.get("reason")):
         return
-    post(body, str(after.get("reason") or "Unknown"), str(after.get("message") or ""))
+    post(body, str(after.get("reason") or "Unknown"), with_requester(body, str(after.get("message") or "")))
+
+
+def with_requester(body: Mapping[str, Any], message: str) -> str:
+    """The message, ending with who asked for the intent (the gateway's requested-by annotation) when known."""
+    requester = ((body.get("metadata") or {}).get("annotations") or {}).get(constants.REQUESTED_BY_ANNOTATION)
+    suffix = f" (requested by {requester})" if requester else ""
+    return message[:MAX_MESSAGE - len(suffix)] + suffix
