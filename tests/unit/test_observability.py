@@ -156,3 +156,34 @@ def test_tracing_with_an_exporter_exports_the_sdks_tool_spans(monkeypatch: pytes
     assert isinstance(provider, TracerProvider)
     assert provider.resource.attributes["service.name"] == tracing.SERVICE_NAME
     provider.shutdown()
+
+
+# ---------------------------------------------------------------------------------------- deploy
+def test_deploy_manifests_expose_the_metrics_the_processes_serve() -> None:
+    import yaml  # noqa: PLC0415
+
+    from cnpg_mcp_operator.config import parse_args  # noqa: PLC0415
+
+    def load(*parts: str) -> list[dict[str, Any]]:
+        return [doc for doc in yaml.safe_load_all((REPO / "deploy" / Path(*parts)).read_text()) if doc]
+
+    [operator] = load("operator", "deployment.yaml")
+    container = operator["spec"]["template"]["spec"]["containers"][0]
+    url = parse_args(container["args"]).metrics
+    assert url is not None
+    _, port, path = operator_metrics.address(url)
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports["metrics"] == port
+    [service] = load("operator", "service.yaml")
+    assert service["spec"]["selector"].items() <= operator["spec"]["template"]["metadata"]["labels"].items()
+    assert {"name": "metrics", "port": port, "targetPort": "metrics"} in service["spec"]["ports"]
+    assert "service.yaml" in (REPO / "deploy" / "operator" / "kustomization.yaml").read_text()
+
+    [gateway_service] = load("gateway", "service.yaml")
+    monitors = {m["metadata"]["name"]: m for m in load("overlays", "servicemonitor", "servicemonitors.yaml")}
+    for monitor, target in ((monitors["cnpg-mcp-operator"], service), (monitors["cnpg-mcp-gateway"], gateway_service)):
+        assert monitor["spec"]["selector"]["matchLabels"].items() <= target["metadata"]["labels"].items()
+        [endpoint] = monitor["spec"]["endpoints"]
+        assert endpoint["port"] in {p["name"] for p in target["spec"]["ports"]}
+    assert monitors["cnpg-mcp-operator"]["spec"]["endpoints"][0]["path"] == path
+    assert monitors["cnpg-mcp-gateway"]["spec"]["endpoints"][0]["path"] == "/metrics"
