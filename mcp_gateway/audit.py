@@ -25,6 +25,7 @@ log = logging.getLogger(LOGGER_NAME)
 OK = "ok"
 # Arguments that name what a tool acts on (every tool's object names use one of these).
 TARGET_FIELDS = ("name", "cluster_name", "role_name", "database_name")
+MAX_NAME = 253  # the longest Kubernetes name; an invalid argument may be longer
 _CODE = re.compile(r"\[([A-Z][A-Z_]+)\]")
 
 
@@ -43,8 +44,9 @@ def configure(path: Path | None = None) -> None:
 
 def target(arguments: Mapping[str, Any], default_namespace: str) -> dict[str, str]:
     """The namespace (as the tool resolves it) and the object names among `arguments`, nothing else."""
-    names = {field: str(arguments[field]) for field in TARGET_FIELDS if arguments.get(field) not in (None, "")}
-    return {"namespace": str(arguments.get("namespace") or default_namespace), **names}
+    names = {field: str(arguments[field])[:MAX_NAME] for field in TARGET_FIELDS
+             if arguments.get(field) not in (None, "")}
+    return {"namespace": str(arguments.get("namespace") or default_namespace)[:MAX_NAME], **names}
 
 
 def verdict(failure: BaseException | None) -> str:

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 # Toolsets in the order they are documented; later issues add backups, operations, poolers, diagnostics.
 TOOLSETS = ("clusters", "roles", "databases")
 Handler = Callable[..., Awaitable[CallToolResult]]
+UNKNOWN_TOOL = "unknown"  # the label and audit name of a call to a tool not offered (names are caller-chosen)
 
 
 def hints(*, read_only: bool, destructive: bool, idempotent: bool) -> ToolAnnotations:
@@ -111,14 +112,23 @@ def dispatch(spec: ToolSpec, gw: Gateway) -> Handler:
 def observe(spec: ToolSpec, gw: Gateway, arguments: dict[str, Any], failure: BaseException | None,
             seconds: float) -> None:
     """One tool call's metrics and audit line (never its arguments beyond the target fields)."""
-    verdict = audit.verdict(failure)
-    metrics.tool_call(spec.name, verdict, seconds)
+    _observe(spec.name, gw, arguments, audit.verdict(failure), seconds)
+
+
+def observe_refused(tool: str | None, gw: Gateway | None, arguments: dict[str, Any], failure: ToolError) -> None:
+    """A call refused before dispatch: arguments against the inputSchema, or a tool not offered (None)."""
+    if gw is not None:
+        _observe(tool or UNKNOWN_TOOL, gw, arguments, audit.verdict(failure), 0.0)
+
+
+def _observe(tool: str, gw: Gateway, arguments: dict[str, Any], verdict: str, seconds: float) -> None:
+    metrics.tool_call(tool, verdict, seconds)
     try:
         who = identity.caller()
         caller: str | None = gw.requested_by()
     except ToolError:  # a refused identity acts as nobody; the verdict says why
         who, caller = None, None
-    audit.record(tool=spec.name, caller=caller, impersonated=who.user if who and gw.config.impersonate else None,
+    audit.record(tool=tool, caller=caller, impersonated=who.user if who and gw.config.impersonate else None,
                  target=audit.target(arguments, gw.default_namespace), verdict=verdict, seconds=seconds)
 
 

@@ -187,3 +187,58 @@ def test_deploy_manifests_expose_the_metrics_the_processes_serve() -> None:
         assert endpoint["port"] in {p["name"] for p in target["spec"]["ports"]}
     assert monitors["cnpg-mcp-operator"]["spec"]["endpoints"][0]["path"] == path
     assert monitors["cnpg-mcp-gateway"]["spec"]["endpoints"][0]["path"] == "/metrics"
+
+
+# ------------------------------------------------------------------------ gateway dispatch hook
+class Lines(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.entries: list[dict[str, Any]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.entries.append(json.loads(record.getMessage()))
+
+
+def test_every_call_is_counted_and_audited_refused_before_dispatch_included() -> None:
+    import anyio  # noqa: PLC0415
+    from kubernetes import client  # noqa: PLC0415
+    from mcp import Client  # noqa: PLC0415
+
+    from mcp_gateway.config import GatewayConfig  # noqa: PLC0415
+    from mcp_gateway.k8s import Kube  # noqa: PLC0415
+    from mcp_gateway.server import build_server  # noqa: PLC0415
+
+    # Every call below fails before any API call: nothing is listening behind this client.
+    server = build_server(GatewayConfig(namespace_allow=("team-a",)), Kube(client.ApiClient()))
+    calls = [("list_postgres_clusters", {"namespace": "team-b"}),                     # refused by the allow-list
+             ("create_postgres_cluster", {"name": "db", "instances": "many"}),       # refused by the inputSchema
+             ("no_such_tool", {"name": "x"}),                                         # not offered
+             ("update_postgres_role", {"cluster_name": "db", "role_name": "app", "password": "pw-LEAK-1",
+                                       "namespace": "team-b"})]
+    before = {(tool, outcome): value("cnpg_mcp_tool_calls_total", tool=tool, outcome=outcome)
+              for tool, outcome in [("list_postgres_clusters", "NAMESPACE_NOT_ALLOWED"),
+                                    ("create_postgres_cluster", "INVALID_ARGUMENT"), ("unknown", "NOT_FOUND")]}
+    lines = Lines()
+    logger = logging.getLogger(audit.LOGGER_NAME)
+    logger.addHandler(lines)
+    logger.setLevel(logging.INFO)
+
+    async def run() -> None:
+        async with Client(server) as mcp:
+            for name, arguments in calls:
+                assert (await mcp.call_tool(name, arguments)).is_error
+
+    try:
+        anyio.run(run)
+    finally:
+        logger.removeHandler(lines)
+    assert [(e["tool"], e["verdict"]) for e in lines.entries] == [
+        ("list_postgres_clusters", "NAMESPACE_NOT_ALLOWED"), ("create_postgres_cluster", "INVALID_ARGUMENT"),
+        ("unknown", "NOT_FOUND"), ("update_postgres_role", "PASSWORD_NOT_ACCEPTED")]
+    assert all(e["caller"].startswith("local:") and e["impersonated"] is None for e in lines.entries)
+    assert lines.entries[0]["target"] == {"namespace": "team-b"}
+    assert "pw-LEAK-1" not in json.dumps(lines.entries)
+    for (tool, outcome), count in before.items():
+        assert value("cnpg_mcp_tool_calls_total", tool=tool, outcome=outcome) == count + 1
+    assert value("mcp_server_operation_duration_seconds_count", mcp_method_name="tools/call",
+                 gen_ai_tool_name="list_postgres_clusters", error_type="NAMESPACE_NOT_ALLOWED") >= 1
