@@ -114,6 +114,12 @@ async def test_metrics_move_and_every_tool_call_is_audited_without_secrets(
                                            "Accept": "application/json, text/event-stream"})
         assert refused.status_code == 401
 
+    # A policy refusal of an intent applied with kubectl (no gateway, so no requester annotation).
+    intents.create("PgRoleRequest", namespace, "obs-db-boss", {"cluster": "obs-db", "roleName": "obs_boss",
+                                                              "superuser": True, "privileged": True})
+    await anyio.to_thread.run_sync(lambda: intents.wait_reason("PgRoleRequest", namespace, "obs-db-boss",
+                                                               "PolicyDenied"))
+
     # The gateway's /metrics, on its HTTP port.
     gateway = scrape(f"{url}/metrics")
     assert sample(gateway, "cnpg_mcp_tool_calls_total", tool="create_postgres_cluster", outcome="ok") == 1
@@ -134,6 +140,8 @@ async def test_metrics_move_and_every_tool_call_is_audited_without_secrets(
     assert sample(after, "cnpg_mcp_intent_ready_seconds_count", kind="pgrolerequest") >= 1
     assert sample(after, "cnpg_mcp_operator_api_writes_total", verb="create", kind="Cluster") >= 1
     assert sample(after, "cnpg_mcp_operator_secrets_written_total") >= 1
+    assert sample(after, "cnpg_mcp_policy_denials_total", kind="pgrolerequest") == \
+        sample(before, "cnpg_mcp_policy_denials_total", kind="pgrolerequest") + 1
     assert operator.running()
 
     # The audit trail: one line per tool call, who / what / verdict, and no secret anywhere.

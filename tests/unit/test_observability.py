@@ -18,6 +18,7 @@ from prometheus_client import REGISTRY
 from cnpg_mcp_api import constants
 from cnpg_mcp_operator import events
 from cnpg_mcp_operator import metrics as operator_metrics
+from cnpg_mcp_operator.k8s import ApiError, retry_on_conflict
 from mcp_gateway import audit, errors, intents, tracing
 
 pytestmark = pytest.mark.unit
@@ -121,6 +122,26 @@ def test_first_readiness_time_and_policy_denials_are_recorded_once_per_transitio
     operator_metrics.ready_transition(body, None, denied)
     operator_metrics.ready_transition(body, denied, denied)
     assert value("cnpg_mcp_policy_denials_total", kind="unittestrequest") == 1
+
+
+async def _conflicting_twice(calls: list[int]) -> str:
+    calls.append(1)
+    if len(calls) <= 2:
+        raise ApiError(409, "Conflict", "the object has been modified")
+    return "written"
+
+
+def test_conflict_retries_are_counted() -> None:
+    import anyio  # noqa: PLC0415
+
+    before = value("cnpg_mcp_operator_conflict_retries_total")
+    calls: list[int] = []
+
+    async def run() -> str:
+        return await retry_on_conflict(lambda: _conflicting_twice(calls))
+
+    assert anyio.run(run) == "written"
+    assert value("cnpg_mcp_operator_conflict_retries_total") == before + 2
 
 
 def test_metrics_url_is_parsed_like_the_liveness_url() -> None:
