@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import Mapping
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,7 @@ def configure_from_environment(environ: Mapping[str, str] | None = None, service
         return False
     exporter: SpanExporter
     if exporter_name == "console":
-        exporter = ConsoleSpanExporter()
+        exporter = ConsoleSpanExporter(out=sys.stderr)  # stdout is the MCP stream with --transport stdio
     else:
         try:
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter  # noqa: PLC0415

@@ -7,9 +7,11 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ import anyio
 import httpx2
 import pytest
 from mcp import Client
+from mcp.client.stdio import StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -162,3 +165,44 @@ async def test_metrics_move_and_every_tool_call_is_audited_without_secrets(
     # The requester is on the intent and in its transition Events.
     messages = [event.message for event in intents.events_for(namespace, role_request)]
     assert any("(requested by token:alice)" in (message or "") for message in messages), messages
+
+
+@pytest.fixture
+def otlp_collector() -> Iterator[tuple[str, list[bytes]]]:
+    """A stand-in OTLP/HTTP collector: keeps the bodies POSTed to /v1/traces."""
+    received: list[bytes] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            if self.path == "/v1/traces":
+                received.append(body)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-protobuf")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *_: Any) -> None:
+            return
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}", received
+    httpd.shutdown()
+
+
+async def test_the_sdks_tool_spans_reach_an_otlp_collector_when_configured(
+    control_plane: ControlPlane, namespace: str, otlp_collector: tuple[str, list[bytes]],
+) -> None:
+    endpoint, received = otlp_collector
+    env = {**os.environ, "KUBECONFIG": str(control_plane.kubeconfig), "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+           "OTEL_BSP_SCHEDULE_DELAY": "100", "OTEL_SERVICE_NAME": "cnpg-mcp-under-test"}
+    # stdio: the exporter must leave stdout (the MCP stream) alone.
+    async with Client(StdioServerParameters(command=sys.executable, args=["-m", "mcp_gateway"], env=env)) as mcp:
+        ok(await mcp.call_tool("list_postgres_clusters", {"namespace": namespace}))
+    deadline = time.monotonic() + 20  # the batch processor flushes on its schedule and at exit
+    while not any(b"tools/call list_postgres_clusters" in body for body in received):
+        assert time.monotonic() < deadline, f"no tool span exported ({len(received)} OTLP requests)"
+        await anyio.sleep(0.2)
+    exported = b"".join(received)
+    assert b"cnpg-mcp-under-test" in exported and b"gen_ai.tool.name" in exported
