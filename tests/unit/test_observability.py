@@ -263,3 +263,39 @@ def test_every_call_is_counted_and_audited_refused_before_dispatch_included() ->
         assert value("cnpg_mcp_tool_calls_total", tool=tool, outcome=outcome) == count + 1
     assert value("mcp_server_operation_duration_seconds_count", mcp_method_name="tools/call",
                  gen_ai_tool_name="list_postgres_clusters", error_type="NAMESPACE_NOT_ALLOWED") >= 1
+
+
+def test_an_impersonating_gateway_audits_the_caller_and_the_identity_it_acted_as() -> None:
+    from kubernetes import client  # noqa: PLC0415
+    from mcp.server.auth.middleware.auth_context import auth_context_var  # noqa: PLC0415
+    from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser  # noqa: PLC0415
+    from mcp.server.auth.provider import AccessToken  # noqa: PLC0415
+
+    from mcp_gateway import registry  # noqa: PLC0415
+    from mcp_gateway.config import GatewayConfig  # noqa: PLC0415
+    from mcp_gateway.gateway import Gateway  # noqa: PLC0415
+    from mcp_gateway.k8s import Kube  # noqa: PLC0415
+    from mcp_gateway.tools.catalog import TOOLS  # noqa: PLC0415
+
+    spec = next(s for s in TOOLS if s.name == "delete_postgres_role")
+    lines = Lines()
+    logger = logging.getLogger(audit.LOGGER_NAME)
+    logger.addHandler(lines)
+    logger.setLevel(logging.INFO)
+    token = AccessToken(token="t", client_id="alice", scopes=[], subject="alice",
+                        claims={"username": "oidc:alice", "groups": ["oidc:dba"]})
+    reset = auth_context_var.set(AuthenticatedUser(token))
+    try:
+        for impersonate in (True, False):
+            gw = Gateway(config=GatewayConfig(impersonate=impersonate), kube=Kube(client.ApiClient()),
+                         default_namespace="team-a")
+            registry.observe(spec, gw, {"cluster_name": "db", "role_name": "app", "namespace": None},
+                             errors.tool_error(errors.FORBIDDEN, "denied"), 0.5)
+    finally:
+        auth_context_var.reset(reset)
+        logger.removeHandler(lines)
+    acting, own = lines.entries
+    assert (acting["caller"], acting["impersonated"], acting["verdict"]) == ("oidc:alice", "oidc:alice", "FORBIDDEN")
+    assert (own["caller"], own["impersonated"]) == ("oidc:alice", None)
+    assert acting["target"] == {"namespace": "team-a", "cluster_name": "db", "role_name": "app"}
+    assert acting["duration_ms"] == 500.0
