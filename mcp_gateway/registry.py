@@ -1,7 +1,7 @@
 """The tool registry: a tool is a value (a ToolSpec); one filter decides what a configuration offers.
 
-Every call goes through `dispatch` (one small wrapper around each handler): the place for per-call
-hooks such as metrics or an audit line.
+Every call goes through `dispatch` (one small wrapper around each handler), which counts it (metrics.py)
+and writes its audit line (audit.py); calls the SDK refuses before dispatch are reported by the server.
 """
 
 from __future__ import annotations
@@ -115,10 +115,10 @@ def observe(spec: ToolSpec, gw: Gateway, arguments: dict[str, Any], failure: Bas
     _observe(spec.name, gw, arguments, audit.verdict(failure), seconds)
 
 
-def observe_refused(tool: str | None, gw: Gateway | None, arguments: dict[str, Any], failure: ToolError) -> None:
-    """A call refused before dispatch: arguments against the inputSchema, or a tool not offered (None)."""
+def observe_refused(tool: str | None, gw: Gateway | None, arguments: dict[str, Any], code: str) -> None:
+    """A call refused with `code` before dispatch: arguments against the inputSchema, or a tool not offered (None)."""
     if gw is not None:
-        _observe(tool or UNKNOWN_TOOL, gw, arguments, audit.verdict(failure), 0.0)
+        _observe(tool or UNKNOWN_TOOL, gw, arguments, code, 0.0)
 
 
 def _observe(tool: str, gw: Gateway, arguments: dict[str, Any], verdict: str, seconds: float) -> None:

@@ -49,10 +49,10 @@ class GatewayServer(MCPServer):
         except ToolError as exc:
             if isinstance(exc.__cause__, ValidationError):  # the SDK checked the arguments against inputSchema
                 refused = errors.from_validation(name, exc.__cause__)
-                registry.observe_refused(name, self.gateway, arguments, refused)
+                registry.observe_refused(name, self.gateway, arguments, errors.INVALID_ARGUMENT)
                 raise refused from exc.__cause__
             if self._tool_manager.get_tool(name) is None:
-                registry.observe_refused(None, self.gateway, arguments, errors.tool_error(errors.NOT_FOUND, ""))
+                registry.observe_refused(None, self.gateway, arguments, errors.NOT_FOUND)
                 raise errors.tool_error(errors.NOT_FOUND, (
                     f"unknown tool {name!r}: this gateway does not offer it (tools/list shows what it offers; "
                     "--read-only, --disable-destructive and --toolsets narrow the list)")) from exc
