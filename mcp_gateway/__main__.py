@@ -7,6 +7,7 @@ import sys
 
 import uvicorn
 
+from mcp_gateway import audit, tracing
 from mcp_gateway.config import parse_args
 from mcp_gateway.k8s import NoCredentials
 from mcp_gateway.server import build_server, http_app
@@ -15,6 +16,8 @@ from mcp_gateway.server import build_server, http_app
 def main(argv: list[str] | None = None) -> None:
     config = parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    audit.configure(config.audit_log)
+    tracing.configure_from_environment()
     try:
         mcp = build_server(config)
     except NoCredentials as missing:  # one line saying what was looked for, not a traceback

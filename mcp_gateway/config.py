@@ -47,6 +47,7 @@ class GatewayConfig:
     toolsets: tuple[str, ...] = ()  # empty: every toolset
     resource_url: str | None = None
     oidc_scopes: tuple[str, ...] = ()
+    audit_log: Path | None = None  # None: audit lines go to stderr
 
     @property
     def has_auth(self) -> bool:
@@ -132,6 +133,8 @@ def parse_args(argv: list[str] | None = None) -> GatewayConfig:
                         help="most mirrors (one watch each) kept at once; the least recently read goes first")
     parser.add_argument("--watch-cache-idle-seconds", type=float, default=600.0,
                         help="a mirror not read for this long is stopped (its watch ends)")
+    parser.add_argument("--audit-log", type=Path, default=None, metavar="PATH",
+                        help="append the audit trail (one JSON line per tool call) to this file (default: stderr)")
     args = parser.parse_args(argv)
     config = GatewayConfig(
         transport=args.transport, host=args.host, port=args.port, kubeconfig=args.kubeconfig,
@@ -147,6 +150,7 @@ def parse_args(argv: list[str] | None = None) -> GatewayConfig:
         token_username_prefix=args.token_username_prefix, token_groups_prefix=args.token_groups_prefix,
         allow_any_host=args.allow_any_host, resource_url=args.resource_url, oidc_scopes=tuple(args.oidc_scope),
         toolsets=tuple(name.strip() for name in args.toolsets.split(",") if name.strip()),
+        audit_log=args.audit_log,
     )
     problem = config_problem(config)
     if problem:

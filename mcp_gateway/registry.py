@@ -1,20 +1,24 @@
 """The tool registry: a tool is a value (a ToolSpec); one filter decides what a configuration offers.
 
-Every call goes through `dispatch` (one small wrapper around each handler): the place for per-call
-hooks such as metrics or an audit line.
+Every call goes through `dispatch` (one small wrapper around each handler), which counts it (metrics.py)
+and writes its audit line (audit.py); calls the SDK refuses before dispatch are reported by the server.
 """
 
 from __future__ import annotations
 
 import inspect
 import re
+import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
 from mcp.server import MCPServer
-from mcp.types import CallToolResult, ToolAnnotations
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel
+
+from mcp_gateway import audit, identity, metrics, render
 
 if TYPE_CHECKING:
     from mcp_gateway.gateway import Gateway
@@ -22,6 +26,7 @@ if TYPE_CHECKING:
 # Toolsets in the order they are documented; later issues add backups, operations, poolers, diagnostics.
 TOOLSETS = ("clusters", "roles", "databases")
 Handler = Callable[..., Awaitable[CallToolResult]]
+UNKNOWN_TOOL = "unknown"  # the label and audit name of a call to a tool not offered (names are caller-chosen)
 
 
 def hints(*, read_only: bool, destructive: bool, idempotent: bool) -> ToolAnnotations:
@@ -81,8 +86,19 @@ def dispatch(spec: ToolSpec, gw: Gateway) -> Handler:
     parameters = list(signature.parameters.values())[1:]  # the first one is the Gateway
 
     async def call(**arguments: Any) -> CallToolResult:
-        # Single dispatch point: per-call hooks (metrics, audit) belong here.
-        return await spec.handler(gw, **arguments)
+        # Single dispatch point: every call that reaches a handler is measured and audited here.
+        started = time.perf_counter()
+        failure: BaseException | None = None
+        try:
+            result = await spec.handler(gw, **arguments)
+        except BaseException as exc:
+            failure = exc
+            raise
+        finally:
+            observe(spec, gw, arguments, failure, time.perf_counter() - started)
+        if any(isinstance(c, TextContent) and c.text.endswith(render.TRUNCATION_NOTE) for c in result.content):
+            metrics.truncated(spec.name)
+        return result
 
     returns = Annotated[CallToolResult, spec.output]
     call.__name__ = call.__qualname__ = spec.name
@@ -91,6 +107,29 @@ def dispatch(spec: ToolSpec, gw: Gateway) -> Handler:
         parameters=parameters, return_annotation=returns)
     call.__annotations__ = {p.name: p.annotation for p in parameters} | {"return": returns}
     return call
+
+
+def observe(spec: ToolSpec, gw: Gateway, arguments: dict[str, Any], failure: BaseException | None,
+            seconds: float) -> None:
+    """One tool call's metrics and audit line (never its arguments beyond the target fields)."""
+    _observe(spec.name, gw, arguments, audit.verdict(failure), seconds)
+
+
+def observe_refused(tool: str | None, gw: Gateway | None, arguments: dict[str, Any], code: str) -> None:
+    """A call refused with `code` before dispatch: arguments against the inputSchema, or a tool not offered (None)."""
+    if gw is not None:
+        _observe(tool or UNKNOWN_TOOL, gw, arguments, code, 0.0)
+
+
+def _observe(tool: str, gw: Gateway, arguments: dict[str, Any], verdict: str, seconds: float) -> None:
+    metrics.tool_call(tool, verdict, seconds)
+    try:
+        who = identity.caller()
+        caller: str | None = gw.requested_by()
+    except ToolError:  # a refused identity acts as nobody; the verdict says why
+        who, caller = None, None
+    audit.record(tool=tool, caller=caller, impersonated=who.user if who and gw.config.impersonate else None,
+                 target=audit.target(arguments, gw.default_namespace), verdict=verdict, seconds=seconds)
 
 
 def register(mcp: MCPServer, gw: Gateway, specs: Iterable[ToolSpec]) -> None:

@@ -159,10 +159,13 @@ def as_json(data: Any) -> str:
     return json.dumps(data, indent=2, default=str)
 
 
+TRUNCATION_NOTE = "\n… (truncated; use format='json' or a narrower namespace)"
+
+
 def truncate(text: str) -> str:
     if len(text) <= CHARACTER_LIMIT:
         return text
-    return text[:CHARACTER_LIMIT] + "\n… (truncated; use format='json' or a narrower namespace)"
+    return text[:CHARACTER_LIMIT] + TRUNCATION_NOTE
 
 
 def scope(namespace: str) -> str:

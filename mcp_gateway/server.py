@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cnpg_mcp_api.version import package_version
-from mcp_gateway import auth, errors, identity, registry
+from mcp_gateway import auth, errors, identity, metrics, registry
 from mcp_gateway.config import GatewayConfig
 from mcp_gateway.gateway import Gateway
 from mcp_gateway.k8s import Kube
@@ -39,14 +39,19 @@ INSTRUCTIONS = (
 class GatewayServer(MCPServer):
     """The SDK's server, with every call failure coded: argument validation and unknown tools included."""
 
+    gateway: Gateway | None = None  # set by build_server: calls refused before dispatch are audited with it
+
     async def call_tool(self, name: str, arguments: dict[str, Any],
                         context: Context[Any, Any] | None = None) -> CallToolResult | InputRequiredResult:
         try:
             return await super().call_tool(name, arguments, context)
         except ToolError as exc:
             if isinstance(exc.__cause__, ValidationError):  # the SDK checked the arguments against inputSchema
-                raise errors.from_validation(name, exc.__cause__) from exc.__cause__
+                refused = errors.from_validation(name, exc.__cause__)
+                registry.observe_refused(name, self.gateway, arguments, errors.INVALID_ARGUMENT)
+                raise refused from exc.__cause__
             if self._tool_manager.get_tool(name) is None:
+                registry.observe_refused(None, self.gateway, arguments, errors.NOT_FOUND)
                 raise errors.tool_error(errors.NOT_FOUND, (
                     f"unknown tool {name!r}: this gateway does not offer it (tools/list shows what it offers; "
                     "--read-only, --disable-destructive and --toolsets narrow the list)")) from exc
@@ -62,6 +67,7 @@ def build_server(config: GatewayConfig, kube: Kube | None = None) -> MCPServer:
     # The tool list is fixed for a configuration: clients may cache it instead of re-listing before calls.
     mcp = GatewayServer(SERVER_NAME, version=package_version(), instructions=INSTRUCTIONS, token_verifier=verifier,
                     auth=settings, cache_hints={"tools/list": CacheHint(ttl_ms=TOOLS_LIST_TTL_MS, scope="public")})
+    mcp.gateway = gateway
     registry.register(mcp, gateway, registry.offered(TOOLS, toolsets=config.toolsets, read_only=config.read_only,
                                                      disable_destructive=config.disable_destructive))
 
@@ -76,6 +82,7 @@ def build_server(config: GatewayConfig, kube: Kube | None = None) -> MCPServer:
     # Probes are plain routes: the SDK never authenticates custom routes, which kubelets need.
     mcp.custom_route("/healthz", methods=["GET"])(healthz)
     mcp.custom_route("/readyz", methods=["GET"])(readyz)
+    mcp.custom_route("/metrics", methods=["GET"])(metrics.endpoint)
 
     return mcp
 
@@ -113,4 +120,5 @@ def http_app(mcp: MCPServer, config: GatewayConfig) -> Starlette:
     metadata_at_root = auth.root_metadata_route(mcp.settings.auth)
     if metadata_at_root is not None:
         app.router.routes.append(metadata_at_root)
+    app.user_middleware.insert(0, Middleware(metrics.CountAuthFailures))  # outermost: sees every 401/403
     return app

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import kopf
 
 from cnpg_mcp_api.version import package_version
+from cnpg_mcp_operator import metrics
 from cnpg_mcp_operator.config import parse_args
 from cnpg_mcp_operator.registry import REGISTRY
 
@@ -43,6 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(READY_LINE, flush=True)
 
         announcer = asyncio.create_task(announce())
+        exporter = await metrics.serve(config.metrics) if config.metrics else None
         try:
             await kopf.operator(
                 registry=REGISTRY,
@@ -58,6 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         finally:
             announcer.cancel()
+            if exporter is not None:
+                await exporter.cleanup()
 
     asyncio.run(run())
     return 0

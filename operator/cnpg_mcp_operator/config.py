@@ -21,6 +21,7 @@ class OperatorConfig:
     allowed_privileged_namespaces: frozenset[str]
     role_backend: str  # auto | databaserole | managed-roles
     liveness: str | None
+    metrics: str | None = None  # URL of the Prometheus endpoint, e.g. http://0.0.0.0:8081/metrics
     peering: str | None = None  # Kopf peering object name; None = standalone (one process only)
     peering_priority: int = 0
     peering_lifetime: int = DEFAULT_PEERING_LIFETIME
@@ -63,6 +64,8 @@ def parse_args(argv: Sequence[str] | None = None) -> OperatorConfig:
                              "(default: $CNPG_MCP_ROLE_BACKEND or auto)")
     parser.add_argument("--liveness", metavar="URL", default=None,
                         help="serve the liveness probe at this URL, e.g. http://0.0.0.0:8080/healthz")
+    parser.add_argument("--metrics", metavar="URL", default=None,
+                        help="serve Prometheus metrics at this URL, e.g. http://0.0.0.0:8081/metrics (default: off)")
     peering = parser.add_argument_group(
         "peering", "several replicas, one active: Kopf peering through a ClusterKopfPeering (with "
                    "--all-namespaces) or a KopfPeering per namespace; without --peering the operator "
@@ -87,6 +90,7 @@ def parse_args(argv: Sequence[str] | None = None) -> OperatorConfig:
         allowed_privileged_namespaces=frozenset(args.allow_privileged_namespace),
         role_backend=args.role_backend,
         liveness=args.liveness,
+        metrics=args.metrics,
         peering=None if args.standalone else args.peering,
         peering_priority=start_time_priority() if args.peering_priority is None else args.peering_priority,
         peering_lifetime=args.peering_lifetime,

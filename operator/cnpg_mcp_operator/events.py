@@ -1,6 +1,7 @@
 """Kubernetes Events on intent transitions (posted through Kopf's event queue).
 
-Messages are the condition messages we compose ourselves: they name objects, never secret values.
+Messages are the condition messages we compose ourselves: they name objects, never secret values;
+transition Events end with the intent's requester (cnpg-mcp.io/requested-by), for the audit trail.
 """
 
 from __future__ import annotations
@@ -39,8 +40,17 @@ def post_transition(body: Mapping[str, Any], before: Mapping[str, Any] | None,
     if before is not None and (before.get("status"), before.get("reason")) == (after.get("status"),
                                                                                after.get("reason")):
         return
-    message = str(after.get("message") or "")
-    requester = ((body.get("metadata") or {}).get("annotations") or {}).get(constants.REQUESTER_ANNOTATION)
-    if before is None and requester:  # the first Event says who asked (stamped by the API server)
-        message = f"{message} (requested by {requester})"
-    post(body, str(after.get("reason") or "Unknown"), message)
+    post(body, str(after.get("reason") or "Unknown"), with_requester(body, str(after.get("message") or "")))
+
+
+def with_requester(body: Mapping[str, Any], message: str) -> str:
+    """The message, ending with who asked: the requester the client recorded (the gateway's
+    requested-by) and, when it differs, the API user the API server stamped at admission."""
+    annotations = (body.get("metadata") or {}).get("annotations") or {}
+    asked = annotations.get(constants.REQUESTED_BY_ANNOTATION)
+    api_user = annotations.get(constants.REQUESTER_ANNOTATION)
+    parts = [f"(requested by {asked or api_user})"] if asked or api_user else []
+    if asked and api_user and api_user != asked:
+        parts.append(f"(API user {api_user})")
+    suffix = " " + " ".join(parts) if parts else ""
+    return message[:MAX_MESSAGE - len(suffix)] + suffix

@@ -20,6 +20,7 @@ from kubernetes.aio import client as aio_client
 from kubernetes.aio import config as aio_config
 
 from cnpg_mcp_api import constants
+from cnpg_mcp_operator import metrics
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +98,12 @@ def _error_from(exc: aio_client.ApiException) -> ApiError:
     return ApiError(status, reason, message)
 
 
+def _counted(method: str, error: ApiError) -> ApiError:
+    if error.conflict:
+        metrics.API_CONFLICTS.labels(method=method).inc()
+    return error
+
+
 class Api:
     """Get/create/patch/delete for namespaced objects; counts writes by (verb, kind)."""
 
@@ -146,13 +153,13 @@ class Api:
                                                    _request_timeout=30)
             raw = await response.read()
         except aio_client.ApiException as exc:
-            raise _error_from(exc) from None
+            raise _counted(method, _error_from(exc)) from None
         except (TimeoutError, OSError) as exc:
             raise ApiError(0, "Unreachable", f"the API server could not be reached: {exc}") from None
         if not 200 <= response.status <= 299:
             text = raw.decode("utf-8", errors="replace") if raw else ""
-            raise _error_from(aio_client.ApiException(status=response.status, reason=response.reason,
-                                                      body=text))
+            raise _counted(method, _error_from(aio_client.ApiException(status=response.status,
+                                                                       reason=response.reason, body=text)))
         if not raw:
             return {}
         data = json.loads(raw)
@@ -237,5 +244,6 @@ async def retry_on_conflict(attempt: Callable[[], Awaitable[T]], *, attempts: in
         except ApiError as exc:
             if not exc.conflict or number == attempts:
                 raise
+            metrics.CONFLICT_RETRIES.inc()
             await asyncio.sleep(min(0.05 * number, 0.5))
     raise AssertionError("unreachable")

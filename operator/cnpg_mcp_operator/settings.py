@@ -14,6 +14,7 @@ from urllib.parse import quote
 import kopf
 
 from cnpg_mcp_api import constants
+from cnpg_mcp_operator import metrics
 from cnpg_mcp_operator.config import OperatorConfig
 from cnpg_mcp_operator.k8s import FIELD_MANAGER, Api, ApiError
 from cnpg_mcp_operator.registry import REGISTRY
@@ -53,6 +54,7 @@ async def start_operator(settings: kopf.OperatorSettings, memo: Any, **_: Any) -
         raise kopf.PermanentError("the operator was started without its configuration")
     apply_settings(settings, config)
     memo["runtime"] = await Runtime.start(config)
+    metrics.watch_api(memo["runtime"].api)
     if config.peering is not None:
         await ensure_peering_objects(memo["runtime"].api, config)
     log.info("cnpg-mcp-operator started: namespaces=%s, role backend=%s, privileged namespaces=%s, peering=%s",

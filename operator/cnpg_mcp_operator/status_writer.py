@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from cnpg_mcp_api.conditions import ready_condition
-from cnpg_mcp_operator import events
+from cnpg_mcp_operator import events, metrics
 from cnpg_mcp_operator.drift import merge_patch
 from cnpg_mcp_operator.k8s import Api, ApiError, Resource
 
@@ -73,4 +73,5 @@ class StatusWriter:
         before, after = ready_condition({"status": current}), ready_condition(updated)
         if after:
             events.post_transition(updated, before or None, after)
+            metrics.ready_transition(updated, before or None, after)
         return updated

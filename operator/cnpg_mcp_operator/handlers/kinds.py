@@ -18,6 +18,7 @@ from typing import Any
 import kopf
 
 from cnpg_mcp_api.models import RECREATE_ANNOTATION
+from cnpg_mcp_operator import metrics
 from cnpg_mcp_operator.k8s import Resource
 from cnpg_mcp_operator.registry import REGISTRY
 from cnpg_mcp_operator.runtime import Runtime, runtime_of
@@ -71,11 +72,15 @@ def register_intent_kind(kind: IntentKind, registry: kopf.OperatorRegistry = REG
     def by_cluster(body: kopf.Body, namespace: str | None, spec: kopf.Spec, **_: Any) -> IndexEntry:
         return {(namespace or "", str(spec.get("cluster") or "")): intent_view(body)}
 
+    controller = metrics.controller_name(kind.resource.kind)
+
     async def reconcile(body: kopf.Body, memo: Any, **kwargs: Any) -> None:
-        await kind.reconcile(runtime_of(memo), plain(body), CnpgViews.from_kwargs(kwargs))
+        with metrics.reconciling(controller):
+            await kind.reconcile(runtime_of(memo), plain(body), CnpgViews.from_kwargs(kwargs))
 
     async def delete(body: kopf.Body, memo: Any, **kwargs: Any) -> None:
-        await kind.finalize(runtime_of(memo), plain(body), CnpgViews.from_kwargs(kwargs))
+        with metrics.reconciling(controller):
+            await kind.finalize(runtime_of(memo), plain(body), CnpgViews.from_kwargs(kwargs))
 
     kopf.index(group, version, plural, id=kind.index, registry=registry)(by_name)
     if kind.by_cluster:
