@@ -10,6 +10,9 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
+	@# devcluster/ (sandbox, CNPG simulator) is not part of the package: make it importable in the dev venv
+	@# only, so bench/ scripts and `python -m devcluster` work from anywhere.
+	$(BIN)/python -c "import pathlib, sysconfig; pathlib.Path(sysconfig.get_paths()['purelib'], 'cnpg-mcp-dev.pth').write_text(pathlib.Path.cwd().as_posix() + chr(10))"
 	touch $(STAMP)
 
 venv: $(STAMP)
