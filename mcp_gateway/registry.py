@@ -19,8 +19,8 @@ from pydantic import BaseModel
 if TYPE_CHECKING:
     from mcp_gateway.gateway import Gateway
 
-# Toolsets in the order they are documented; later issues add backups, operations, poolers, diagnostics.
-TOOLSETS = ("clusters", "roles", "databases")
+# Toolsets in the order they are documented; later issues add backups, operations, poolers.
+TOOLSETS = ("clusters", "roles", "databases", "diagnostics")
 Handler = Callable[..., Awaitable[CallToolResult]]
 
 

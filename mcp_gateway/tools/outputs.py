@@ -185,3 +185,53 @@ class DatabaseDeleted(Output):
     deleted: bool
     database: str
     reclaim_policy: str
+
+
+class LogInstance(Output):
+    pod: str
+    role: str | None = Field(description="primary or replica (the Pod's cnpg.io/instanceRole label)")
+    error: str | None = Field(description="Why this instance's log could not be read; null when it was")
+
+
+class LogLine(Output):
+    pod: str
+    time: str | None = Field(description="RFC 3339, as CloudNativePG logged it; null for a line that is not JSON")
+    level: str | None
+    logger: str | None = Field(description="'postgres' for PostgreSQL's own lines, else the instance manager's")
+    message: str = Field(description="PostgreSQL lines as '<SEVERITY>: <message>'; passwords redacted")
+
+
+class ClusterLogs(Output):
+    cluster: str
+    namespace: str
+    instances: list[LogInstance]
+    entries: list[LogLine] = Field(description="Oldest first, every instance merged in time order")
+    count: int
+    truncated: bool = Field(description="Older matching lines were left out to stay within tail_lines/max_bytes")
+    omitted: int = Field(description="How many matching lines were left out")
+
+
+class ServiceEndpoint(Output):
+    name: str
+    purpose: str
+    host: str
+    port: int
+
+
+class ConnectionInfo(Output):
+    cluster: str
+    namespace: str
+    services: list[ServiceEndpoint]
+    host: str = Field(description="The read-write Service's DNS name")
+    port: int
+    database: str
+    user: str
+    role_declared_in: str
+    password_secret: str | None = Field(description="The Secret holding the password (key 'password'); never "
+                                                    "the password")
+    password_command: str | None = Field(description="The kubectl command that prints the password")
+    sslmode: str
+    ca_secret: str = Field(description="The Secret whose key ca.crt is the server CA certificate")
+    ca_secret_key: str
+    ca_command: str = Field(description="The kubectl command that saves only ca.crt")
+    uri: str = Field(description="libpq URI without the password")
