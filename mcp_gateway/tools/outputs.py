@@ -40,6 +40,25 @@ class Event(Output):
     count: int | None
 
 
+class InstanceState(Output):
+    name: str
+    role: str = Field(description="primary or replica")
+    status: str = Field(description="CNPG's instancesStatus bucket (healthy, replicating, failed…) or unknown")
+    ready: bool
+    timeline: int | None = Field(description="From instancesReportedState, when CNPG reported it")
+
+
+class ManagedRolesSummary(Output):
+    by_status: dict[str, int] = Field(description="How many roles CNPG reports in each state")
+    cannot_reconcile: dict[str, str] = Field(description="Role → why CNPG cannot reconcile it")
+
+
+class Certificate(Output):
+    secret: str
+    expires: str = Field(description="As CloudNativePG reports it")
+    days_left: int | None
+
+
 class ClusterSummary(Output):
     name: str
     namespace: str | None
@@ -56,7 +75,19 @@ class ClusterSummary(Output):
     managed_roles: list[str | None] | None = None
     managed_roles_status: dict[str, Any] | None = None
     request: State | None = Field(description="The PgClusterRequest managing it; null: not managed by cnpg-mcp")
-    events: list[Event] | None = Field(None, description="Recent events (detail_level='detailed')")
+    events: list[Event] | None = Field(None, description="Newest events (get_cluster_status: 3, detailed 10)")
+    # The health digest (get_cluster_status only).
+    verdict: str | None = Field(None, description="One line: healthy, or the most important problem")
+    next_check: str | None = Field(None, description="What to look at next (often a tool call); null when healthy")
+    problems: list[str] | None = Field(None, description="Every problem found, most important first")
+    phase_reason: str | None = None
+    target_primary: str | None = Field(None, description="Differs from current_primary during a switchover")
+    timeline: int | None = None
+    instances_status: list[InstanceState] | None = None
+    key_conditions: dict[str, str] | None = Field(None, description="Ready, ContinuousArchiving, "
+                                                  "LastBackupSucceeded, cnpg.io/hibernation: 'status (reason)'")
+    managed_roles_summary: ManagedRolesSummary | None = None
+    certificates: list[Certificate] | None = Field(None, description="status.certificates.expirations")
 
 
 class ClusterList(Output):

@@ -212,6 +212,8 @@ async def test_operator_and_gateway_run_as_their_service_accounts(
             ok(await mcp.call_tool("list_postgres_clusters", {"namespace": namespace, "format": "json"}))
             ok(await mcp.call_tool("get_cluster_status", {"name": "sa-db", "namespace": namespace,
                                                           "detail_level": "detailed", "format": "json"}))
+            ok(await mcp.call_tool("get_cluster_logs", {"name": "sa-db", "namespace": namespace}))  # pods, pods/log
+            ok(await mcp.call_tool("get_connection_info", {"name": "sa-db", "namespace": namespace}))
             created = ok(await mcp.call_tool("create_postgres_role", {
                 "cluster_name": "sa-db", "role_name": role, "namespace": namespace}))
             intents.wait_ready("PgRoleRequest", namespace, created["request"].split("/")[1])
