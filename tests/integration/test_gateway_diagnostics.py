@@ -10,8 +10,10 @@ from typing import Any
 
 import anyio
 import pytest
+from kubernetes import client
 from mcp import Client
 
+from cnpg_mcp_api import constants
 from devcluster.controlplane import ControlPlane
 from devcluster.postgres import PostgresServer
 from tests.integration.gateway_helpers import error, gateway_server, ok, secret_password, text
@@ -114,3 +116,50 @@ async def test_connection_info_names_the_secret_and_never_the_password(
                                                                     "role": "ghost"}), "NOT_FOUND")
         assert "list_postgres_roles" in message
         error(await mcp.call_tool("get_connection_info", {"name": "pg-none", "namespace": namespace}), "NOT_FOUND")
+
+
+async def test_status_digest_names_the_problem_and_the_next_check(control_plane: ControlPlane, k8s: Any,
+                                                                  namespace: str) -> None:
+    create_cluster(k8s, namespace, "pg-digest", instances=2, database=unique("digest"))
+    wait_healthy(k8s, namespace, "pg-digest")
+    arguments = {"name": "pg-digest", "namespace": namespace}
+    async with Client(gateway_server(control_plane)) as mcp:
+        healthy = ok(await mcp.call_tool("get_cluster_status", arguments))
+        assert healthy["verdict"] == "healthy: 2/2 instances ready, primary pg-digest-1"
+        assert healthy["next_check"] is None
+        assert [(i["name"], i["role"], i["status"]) for i in healthy["instances_status"]] == [
+            ("pg-digest-1", "primary", "healthy"), ("pg-digest-2", "replica", "healthy")]
+        assert healthy["key_conditions"]["Ready"].startswith("True")
+        # What CNPG reports when WAL archiving fails and a certificate is about to expire.
+        soon = time.strftime("%Y-%m-%d %H:%M:%S +0000 UTC", time.gmtime(time.time() + 3 * 86400 + 3600))
+        client.CustomObjectsApi(k8s).patch_namespaced_custom_object_status(
+            constants.CNPG_GROUP, constants.CNPG_VERSION, namespace, constants.CNPG_CLUSTERS, "pg-digest",
+            {"status": {"certificates": {"expirations": {"pg-digest-server": soon}},
+                        "conditions": [*(healthy_conditions(k8s, namespace, "pg-digest")),
+                                       {"type": "ContinuousArchiving", "status": "False", "reason": "Failing",
+                                        "message": "archive failed", "lastTransitionTime": "2026-01-01T00:00:00Z"}]}},
+            _content_type="application/merge-patch+json")
+
+        async def reported() -> dict[str, Any]:
+            for _ in range(30):
+                status = ok(await mcp.call_tool("get_cluster_status", arguments))
+                if status["problems"]:
+                    return status
+                await anyio.sleep(0.5)
+            return status
+
+        status = await reported()
+        assert status["verdict"] == ("attention: WAL archiving is failing (point-in-time recovery is at risk) "
+                                     "(+1 more)")
+        assert status["next_check"] == f'get_cluster_logs(name="pg-digest", namespace="{namespace}", ' \
+                                       'contains="archive")'
+        assert status["certificates"] == [{"secret": "pg-digest-server", "expires": soon, "days_left": 3}]
+        assert status["problems"][1] == "certificate in Secret pg-digest-server expires in 3 day(s)"
+        answer = text(await mcp.call_tool("get_cluster_status", arguments))
+        assert answer.splitlines()[1].startswith("- Verdict: attention: WAL archiving is failing")
+
+
+def healthy_conditions(k8s: Any, namespace: str, name: str) -> list[dict[str, Any]]:
+    cluster = client.CustomObjectsApi(k8s).get_namespaced_custom_object(
+        constants.CNPG_GROUP, constants.CNPG_VERSION, namespace, constants.CNPG_CLUSTERS, name)
+    return list((cluster.get("status") or {}).get("conditions") or [])
