@@ -101,6 +101,16 @@ def _digest_lines(summary: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def cluster_row(summary: Mapping[str, Any]) -> str:
+    """One line per cluster (the concise list: 100 clusters stay under 2,000 tokens)."""
+    phase = "healthy" if summary["phase"] == "Cluster in healthy state" else summary["phase"]
+    request = summary.get("request")
+    managed = ("not managed by cnpg-mcp" if not request else "managed" if request["ready"]
+               else f"managed, request {request['reason']}")
+    return (f"- {summary['name']}: {phase} {summary['ready_instances']}/{summary['instances']}, "
+            f"primary {summary['current_primary'] or 'none yet'}, {managed}")
+
+
 def cluster_text(summary: Mapping[str, Any]) -> str:
     lines = [
         f"**Cluster: {summary['namespace']}/{summary['name']}**",

@@ -135,8 +135,9 @@ async def list_postgres_clusters(gw: Gateway, namespace: Namespace = None, detai
     if not summaries:
         text = f"No PostgreSQL clusters found in {render.scope(ns)}."
     else:
-        text = f"Found {len(summaries)} PostgreSQL cluster(s) in {render.scope(ns)}:\n\n" + "\n\n".join(
-            render.cluster_text(s) for s in summaries)
+        text = f"Found {len(summaries)} PostgreSQL cluster(s) in {render.scope(ns)}:\n" + (
+            "\n" + "\n\n".join(map(render.cluster_text, summaries)) if detailed else
+            "\n".join(map(render.cluster_row, summaries)) + "\nget_cluster_status(name=…) gives one's digest.")
     return result(text, data, as_json=format == "json")
 
 async def get_cluster_status(gw: Gateway, name: ClusterName, namespace: Namespace = None,

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
+
+import anyio
 
 from mcp_gateway import render
+from mcp_gateway.config import GatewayConfig
+from mcp_gateway.gateway import Gateway
+from mcp_gateway.tools.clusters import list_postgres_clusters
 from mcp_gateway.tools.digest import HEALTHY_PHASE, digest, parse_expiration
 
 NOW = datetime(2026, 5, 1, tzinfo=UTC)
@@ -72,3 +77,33 @@ def test_the_status_text_leads_with_the_verdict() -> None:
     assert lines[1] == "- Verdict: attention: phase 'Setting up primary' (+1 more)"
     assert lines[2].startswith("- Next check: get_cluster_logs(")
     assert "- Instances: pg-1 primary healthy, pg-2 replica healthy" in lines
+
+
+class ListingKube:
+    """Just what list_postgres_clusters reads: 100 Clusters, half of them managed."""
+
+    def __init__(self, count: int) -> None:
+        self.clusters: list[dict[str, Any]] = [{"metadata": {"name": f"orders-db-{i:03d}", "namespace": "production"},
+                          "spec": {"instances": 3, "imageName": "ghcr.io/cloudnative-pg/postgresql:16.4"},
+                          "status": {"phase": HEALTHY_PHASE, "readyInstances": 3,
+                                     "currentPrimary": f"orders-db-{i:03d}-1"}} for i in range(count)]
+        ready = {"conditions": [{"type": "Ready", "status": "True", "reason": "Ready"}]}
+        self.requests: list[dict[str, Any]] = [{"metadata": {"name": c["metadata"]["name"]}, "spec": {},
+                                                "status": ready} for c in self.clusters[::2]]
+
+    async def cnpg_list(self, plural: str, namespace: str) -> list[dict[str, Any]]:
+        return self.clusters
+
+    async def intent_list(self, plural: str, namespace: str) -> list[dict[str, Any]]:
+        return self.requests
+
+
+def test_a_hundred_clusters_list_in_under_two_thousand_tokens() -> None:
+    gw = Gateway(GatewayConfig(), cast(Any, ListingKube(100)), "production")
+    listed = anyio.run(list_postgres_clusters, gw)
+    shown = listed.content[0].text  # type: ignore[union-attr]
+    # About 4 characters per token for this kind of text: 8,000 characters is 2,000 tokens.
+    assert len(shown) < 8000, len(shown)
+    assert shown.splitlines()[1] == "- orders-db-000: healthy 3/3, primary orders-db-000-1, managed"
+    assert shown.splitlines()[2].endswith("not managed by cnpg-mcp")
+    assert (listed.structured_content or {}).get("count") == 100
