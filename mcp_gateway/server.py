@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from mcp_gateway import auth, errors, identity, registry
+from mcp_gateway import auth, errors, identity, registry, resources
 from mcp_gateway.config import GatewayConfig
 from mcp_gateway.gateway import Gateway
 from mcp_gateway.k8s import Kube
@@ -85,6 +85,7 @@ def build_server(config: GatewayConfig, kube: Kube | None = None) -> MCPServer:
                     auth=settings, cache_hints={"tools/list": CacheHint(ttl_ms=TOOLS_LIST_TTL_MS, scope="public")})
     registry.register(mcp, gateway, registry.offered(TOOLS, toolsets=config.toolsets, read_only=config.read_only,
                                                      disable_destructive=config.disable_destructive))
+    resources.register(mcp, gateway, logs=not config.toolsets or "diagnostics" in config.toolsets)
 
     async def healthz(_: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
