@@ -1,8 +1,8 @@
 """The gateway's only door to the Kubernetes API: one long-lived client per process.
 
-Calls run in worker threads (the kubernetes client is synchronous). Reads cover CNPG objects and
-intents; writes are restricted to the three intent kinds by construction: `write_intent`,
-`patch_intent` and `delete_intent` are the only writing methods.
+Calls run in worker threads (the kubernetes client is synchronous). Reads cover CNPG objects, intents,
+Events, and instance Pods with their logs; writes are restricted to the three intent kinds by
+construction: `write_intent`, `patch_intent` and `delete_intent` are the only writing methods.
 """
 
 from __future__ import annotations
@@ -233,6 +233,32 @@ class Kube:
         events: list[dict[str, Any]] = self.api_client.sanitize_for_serialization(listing).get("items", [])
         events.sort(key=lambda e: str(e.get("lastTimestamp") or e.get("eventTime") or ""), reverse=True)
         return events[:limit]
+
+    async def pods(self, namespace: str, label_selector: str) -> list[dict[str, Any]]:
+        """Pods matching a label selector, as plain dicts (never mirrored: only get_cluster_logs lists them)."""
+        listing = await self._call(self.core.list_namespaced_pod, namespace, label_selector=label_selector)
+        pods: list[dict[str, Any]] = self.api_client.sanitize_for_serialization(listing).get("items", [])
+        return pods
+
+    async def pod_log(self, namespace: str, pod: str, *, container: str, tail_lines: int,
+                      since_seconds: int | None = None, limit_bytes: int | None = None) -> str:
+        """The newest lines of one container's log (`pods/log`), as the kubelet returns them."""
+        kwargs: dict[str, Any] = {"container": container, "tail_lines": tail_lines}
+        if since_seconds is not None:
+            kwargs["since_seconds"] = since_seconds
+        if limit_bytes is not None:
+            kwargs["limit_bytes"] = limit_bytes
+
+        def read(*args: Any, **options: Any) -> bytes:
+            # Raw bytes: the client would json.loads a one-line log (CNPG's lines are JSON) and return its repr.
+            response = self.core.read_namespaced_pod_log(*args, _preload_content=False, **options)
+            try:
+                return bytes(response.data)
+            finally:
+                response.release_conn()
+
+        body = await self._call(read, pod, namespace, **kwargs)
+        return body.decode("utf-8", errors="replace")
 
     async def reachable(self) -> bool:
         """Asks the API server now (one call)."""

@@ -23,8 +23,8 @@ from mcp_gateway import audit, identity, metrics, render
 if TYPE_CHECKING:
     from mcp_gateway.gateway import Gateway
 
-# Toolsets in the order they are documented; later issues add backups, operations, poolers, diagnostics.
-TOOLSETS = ("clusters", "roles", "databases")
+# Toolsets in the order they are documented; later issues add backups, operations, poolers.
+TOOLSETS = ("clusters", "roles", "databases", "diagnostics")
 Handler = Callable[..., Awaitable[CallToolResult]]
 UNKNOWN_TOOL = "unknown"  # the label and audit name of a call to a tool not offered (names are caller-chosen)
 

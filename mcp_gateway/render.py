@@ -74,9 +74,47 @@ def event_entries(events: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
              "last_seen": e.get("lastTimestamp") or e.get("eventTime"), "count": e.get("count")} for e in events]
 
 
+def _digest_lines(summary: Mapping[str, Any]) -> list[str]:
+    """The digest part of get_cluster_status's text (absent from list entries)."""
+    lines = [f"- Verdict: {summary['verdict']}"]
+    if summary.get("next_check"):
+        lines.append(f"- Next check: {summary['next_check']}")
+    lines += [f"- Problem: {p}" for p in (summary.get("problems") or [])[1:]]
+    if summary.get("phase_reason"):
+        lines.append(f"- Phase reason: {summary['phase_reason']}")
+    if summary.get("instances_status"):
+        lines.append("- Instances: " + ", ".join(
+            f"{i['name']} {i['role']} {i['status']}" + (f" TL{i['timeline']}" if i.get("timeline") else "")
+            for i in summary["instances_status"]))
+    if summary.get("target_primary") and summary["target_primary"] != summary.get("current_primary"):
+        lines.append(f"- Target Primary: {summary['target_primary']}")
+    if summary.get("key_conditions"):
+        lines.append("- Conditions: " + ", ".join(f"{k}={v}" for k, v in summary["key_conditions"].items()))
+    roles = summary.get("managed_roles_summary")
+    if roles:
+        lines.append("- Managed roles: " + (", ".join(f"{k} {v}" for k, v in roles["by_status"].items()) or "none")
+                     + "".join(f"; {r} cannot be reconciled: {why}" for r, why in roles["cannot_reconcile"].items()))
+    if summary.get("certificates"):
+        lines.append("- Certificates: " + ", ".join(
+            f"{c['secret']} {c['days_left']}d" if c["days_left"] is not None else f"{c['secret']} {c['expires']}"
+            for c in summary["certificates"]))
+    return lines
+
+
+def cluster_row(summary: Mapping[str, Any]) -> str:
+    """One line per cluster (the concise list: 100 clusters stay under 2,000 tokens)."""
+    phase = "healthy" if summary["phase"] == "Cluster in healthy state" else summary["phase"]
+    request = summary.get("request")
+    managed = ("not managed by cnpg-mcp" if not request else "managed" if request["ready"]
+               else f"managed, request {request['reason']}")
+    return (f"- {summary['name']}: {phase} {summary['ready_instances']}/{summary['instances']}, "
+            f"primary {summary['current_primary'] or 'none yet'}, {managed}")
+
+
 def cluster_text(summary: Mapping[str, Any]) -> str:
     lines = [
         f"**Cluster: {summary['namespace']}/{summary['name']}**",
+        *(_digest_lines(summary) if summary.get("verdict") else []),
         f"- Status: {summary['phase']}",
         f"- Instances: {summary['ready_instances']}/{summary['instances']} ready",
         f"- Current Primary: {summary['current_primary'] or 'none yet'}",

@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cnpg_mcp_api.version import package_version
-from mcp_gateway import auth, errors, identity, metrics, registry
+from mcp_gateway import auth, errors, identity, metrics, registry, resources
 from mcp_gateway.config import GatewayConfig
 from mcp_gateway.gateway import Gateway
 from mcp_gateway.k8s import Kube
@@ -70,6 +70,7 @@ def build_server(config: GatewayConfig, kube: Kube | None = None) -> MCPServer:
     mcp.gateway = gateway
     registry.register(mcp, gateway, registry.offered(TOOLS, toolsets=config.toolsets, read_only=config.read_only,
                                                      disable_destructive=config.disable_destructive))
+    resources.register(mcp, gateway, logs=not config.toolsets or "diagnostics" in config.toolsets)
 
     async def healthz(_: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})

@@ -3,6 +3,6 @@
 from __future__ import annotations
 
 from mcp_gateway.registry import ToolSpec
-from mcp_gateway.tools import clusters, databases, roles
+from mcp_gateway.tools import clusters, databases, diagnostics, roles
 
-TOOLS: tuple[ToolSpec, ...] = (*clusters.TOOLS, *roles.TOOLS, *databases.TOOLS)
+TOOLS: tuple[ToolSpec, ...] = (*clusters.TOOLS, *roles.TOOLS, *databases.TOOLS, *diagnostics.TOOLS)

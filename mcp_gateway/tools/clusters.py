@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal, TypeVar
 
 import anyio
+from kubernetes.client.exceptions import ApiException
 from mcp.server.mcpserver import Context
 from mcp.types import CallToolResult
 from pydantic import Field
@@ -16,7 +17,7 @@ from cnpg_mcp_api.models import CLUSTER_NAME_PATTERN
 from mcp_gateway import errors, intents, render
 from mcp_gateway.gateway import Gateway, both
 from mcp_gateway.registry import CREATE, DELETE, READ, ToolSpec, hints
-from mcp_gateway.tools import outputs, result
+from mcp_gateway.tools import digest, outputs, result
 
 PLURAL = constants.CLUSTER_REQUEST_PLURAL
 # How long a tool waits for the operator's answer before it reports the request's real state instead.
@@ -134,15 +135,18 @@ async def list_postgres_clusters(gw: Gateway, namespace: Namespace = None, detai
     if not summaries:
         text = f"No PostgreSQL clusters found in {render.scope(ns)}."
     else:
-        text = f"Found {len(summaries)} PostgreSQL cluster(s) in {render.scope(ns)}:\n\n" + "\n\n".join(
-            render.cluster_text(s) for s in summaries)
+        text = f"Found {len(summaries)} PostgreSQL cluster(s) in {render.scope(ns)}:\n" + (
+            "\n" + "\n\n".join(map(render.cluster_text, summaries)) if detailed else
+            "\n".join(map(render.cluster_row, summaries)) + "\nget_cluster_status(name=…) gives one's digest.")
     return result(text, data, as_json=format == "json")
 
 async def get_cluster_status(gw: Gateway, name: ClusterName, namespace: Namespace = None,
                              detail_level: DetailLevel = "concise", format: Format = "text") -> CallToolResult:
     """Use to check one cluster's health or follow a change (creation, scaling, deletion).
-    Reports phase, ready instances, primary, version, storage, and (detailed) its conditions, parameters,
-    managed roles and recent events, plus the state of its PgClusterRequest."""
+    Reports a one-line verdict with the next thing to check, phase and reason, each instance (role,
+    status, timeline), current/target primary, key conditions (Ready, archiving, backups, hibernation),
+    managed roles, certificate expiry, newest events, version and storage; detailed adds all conditions,
+    parameters and more events, plus the state of its PgClusterRequest."""
     ns = gw.namespace(namespace)
     async with gw.acting(f"reading cluster {ns}/{name}"):
         cluster, request = await both(gw.kube.cnpg_get_or_none(constants.CNPG_CLUSTERS, ns, name),
@@ -151,9 +155,16 @@ async def get_cluster_status(gw: Gateway, name: ClusterName, namespace: Namespac
         raise errors.tool_error(errors.NOT_FOUND, f"no cluster {name!r} in namespace {ns!r}; "
                                                   "list_postgres_clusters shows what exists")
     summary = render.cluster_summary(cluster, request, detailed=detail_level == "detailed", full=True)
-    if detail_level == "detailed":
-        async with gw.acting(f"reading events of {ns}/{name}"):
+    summary.update(digest.digest(cluster))
+    async with gw.acting(f"reading events of {ns}/{name}"):
+        if detail_level == "detailed":
             summary["events"] = render.event_entries(await gw.kube.events_for(ns, name))
+        else:
+            try:
+                summary["events"] = render.event_entries(await gw.kube.events_for(ns, name, limit=3))
+            except ApiException as exc:  # the concise digest does without events the caller may not list
+                if exc.status != 403:
+                    raise
     return result(render.cluster_text(summary), summary, as_json=format == "json")
 
 

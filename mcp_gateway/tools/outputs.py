@@ -40,6 +40,25 @@ class Event(Output):
     count: int | None
 
 
+class InstanceState(Output):
+    name: str
+    role: str = Field(description="primary or replica")
+    status: str = Field(description="CNPG's instancesStatus bucket (healthy, replicating, failed…) or unknown")
+    ready: bool
+    timeline: int | None = Field(description="From instancesReportedState, when CNPG reported it")
+
+
+class ManagedRolesSummary(Output):
+    by_status: dict[str, int] = Field(description="How many roles CNPG reports in each state")
+    cannot_reconcile: dict[str, str] = Field(description="Role → why CNPG cannot reconcile it")
+
+
+class Certificate(Output):
+    secret: str
+    expires: str = Field(description="As CloudNativePG reports it")
+    days_left: int | None
+
+
 class ClusterSummary(Output):
     name: str
     namespace: str | None
@@ -56,7 +75,19 @@ class ClusterSummary(Output):
     managed_roles: list[str | None] | None = None
     managed_roles_status: dict[str, Any] | None = None
     request: State | None = Field(description="The PgClusterRequest managing it; null: not managed by cnpg-mcp")
-    events: list[Event] | None = Field(None, description="Recent events (detail_level='detailed')")
+    events: list[Event] | None = Field(None, description="Newest events (get_cluster_status: 3, detailed 10)")
+    # The health digest (get_cluster_status only).
+    verdict: str | None = Field(None, description="One line: healthy, or the most important problem")
+    next_check: str | None = Field(None, description="What to look at next (often a tool call); null when healthy")
+    problems: list[str] | None = Field(None, description="Every problem found, most important first")
+    phase_reason: str | None = None
+    target_primary: str | None = Field(None, description="Differs from current_primary during a switchover")
+    timeline: int | None = None
+    instances_status: list[InstanceState] | None = None
+    key_conditions: dict[str, str] | None = Field(None, description="Ready, ContinuousArchiving, "
+                                                  "LastBackupSucceeded, cnpg.io/hibernation: 'status (reason)'")
+    managed_roles_summary: ManagedRolesSummary | None = None
+    certificates: list[Certificate] | None = Field(None, description="status.certificates.expirations")
 
 
 class ClusterList(Output):
@@ -185,3 +216,53 @@ class DatabaseDeleted(Output):
     deleted: bool
     database: str
     reclaim_policy: str
+
+
+class LogInstance(Output):
+    pod: str
+    role: str | None = Field(description="primary or replica (the Pod's cnpg.io/instanceRole label)")
+    error: str | None = Field(description="Why this instance's log could not be read; null when it was")
+
+
+class LogLine(Output):
+    pod: str
+    time: str | None = Field(description="RFC 3339, as CloudNativePG logged it; null for a line that is not JSON")
+    level: str | None
+    logger: str | None = Field(description="'postgres' for PostgreSQL's own lines, else the instance manager's")
+    message: str = Field(description="PostgreSQL lines as '<SEVERITY>: <message>'; passwords redacted")
+
+
+class ClusterLogs(Output):
+    cluster: str
+    namespace: str
+    instances: list[LogInstance]
+    entries: list[LogLine] = Field(description="Oldest first, every instance merged in time order")
+    count: int
+    truncated: bool = Field(description="Older matching lines were left out to stay within tail_lines/max_bytes")
+    omitted: int = Field(description="How many matching lines were left out")
+
+
+class ServiceEndpoint(Output):
+    name: str
+    purpose: str
+    host: str
+    port: int
+
+
+class ConnectionInfo(Output):
+    cluster: str
+    namespace: str
+    services: list[ServiceEndpoint]
+    host: str = Field(description="The read-write Service's DNS name")
+    port: int
+    database: str
+    user: str
+    role_declared_in: str
+    password_secret: str | None = Field(description="The Secret holding the password (key 'password'); never "
+                                                    "the password")
+    password_command: str | None = Field(description="The kubectl command that prints the password")
+    sslmode: str
+    ca_secret: str = Field(description="The Secret whose key ca.crt is the server CA certificate")
+    ca_secret_key: str
+    ca_command: str = Field(description="The kubectl command that saves only ca.crt")
+    uri: str = Field(description="libpq URI without the password")

@@ -106,10 +106,14 @@ def test_gateway_identity_is_denied_what_it_must_not_do(
          "spec": {"instances": 1, "storage": {"size": "1Gi"}}}))
     denied(lambda: custom.delete_namespaced_custom_object(
         constants.CNPG_GROUP, constants.CNPG_VERSION, namespace, constants.CNPG_DATABASE_ROLES, "any"))
-    # No tool reads pods, their logs, backups or poolers: the gateway may not either.
+    # get_cluster_logs lists instance Pods and reads their logs; nothing else of a Pod, no backups or poolers.
     core = client.CoreV1Api(gateway)
-    denied(lambda: core.read_namespaced_pod_log("any-1", namespace))
-    denied(lambda: core.list_namespaced_pod(namespace))
+    core.list_namespaced_pod(namespace)
+    with pytest.raises(ApiException) as missing:  # allowed: only the Pod is missing
+        core.read_namespaced_pod_log("any-1", namespace)
+    assert missing.value.status == 404, missing.value
+    denied(lambda: core.read_namespaced_pod("any-1", namespace))
+    denied(lambda: core.delete_namespaced_pod("any-1", namespace))
     for plural in ("backups", "scheduledbackups", "poolers"):
         denied(lambda plural=plural: custom.list_namespaced_custom_object(
             constants.CNPG_GROUP, constants.CNPG_VERSION, namespace, plural))
@@ -208,6 +212,8 @@ async def test_operator_and_gateway_run_as_their_service_accounts(
             ok(await mcp.call_tool("list_postgres_clusters", {"namespace": namespace, "format": "json"}))
             ok(await mcp.call_tool("get_cluster_status", {"name": "sa-db", "namespace": namespace,
                                                           "detail_level": "detailed", "format": "json"}))
+            ok(await mcp.call_tool("get_cluster_logs", {"name": "sa-db", "namespace": namespace}))  # pods, pods/log
+            ok(await mcp.call_tool("get_connection_info", {"name": "sa-db", "namespace": namespace}))
             created = ok(await mcp.call_tool("create_postgres_role", {
                 "cluster_name": "sa-db", "role_name": role, "namespace": namespace}))
             intents.wait_ready("PgRoleRequest", namespace, created["request"].split("/")[1])

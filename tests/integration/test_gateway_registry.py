@@ -55,11 +55,14 @@ async def test_every_tool_output_validates_against_its_output_schema(
             await call("get_cluster_status", name="schema-db", detail_level=detail_level, **ns)
         await call("scale_postgres_cluster", name="schema-db", instances=2, dry_run=True, **ns)
         await call("scale_postgres_cluster", name="schema-db", instances=2, **ns)
+        await call("get_cluster_logs", name="schema-db", **ns)
+        await call("get_cluster_logs", name="schema-db", level="error", contains="x", tail_lines=5, format="json", **ns)
 
         await call("create_postgres_role", cluster_name="schema-db", role_name=role, dry_run=True, **ns)
         created = await call("create_postgres_role", cluster_name="schema-db", role_name=role, **ns)
         intents.wait_ready("PgRoleRequest", namespace, created["request"].split("/")[1])
         await call("list_postgres_roles", cluster_name="schema-db", **ns)
+        await call("get_connection_info", name="schema-db", role=role, **ns)
         await call("update_postgres_role", cluster_name="schema-db", role_name=role, login=True, **ns)
         await call("update_postgres_role", cluster_name="schema-db", role_name=role, createdb=True,
                    reset_password=True, **ns)
@@ -84,7 +87,7 @@ async def test_every_tool_output_validates_against_its_output_schema(
 async def test_toolsets_and_read_only_in_memory(control_plane: ControlPlane, namespace: str) -> None:
     async with Client(gateway_server(control_plane, toolsets=("clusters", "databases"), read_only=True)) as mcp:
         assert {t.name for t in (await mcp.list_tools()).tools} == {
-            "list_postgres_clusters", "get_cluster_status", "list_postgres_databases"}
+            "list_postgres_clusters", "get_cluster_status", "get_connection_info", "list_postgres_databases"}
         ok(await mcp.call_tool("list_postgres_clusters", {"namespace": namespace}))
         error(await mcp.call_tool("list_postgres_roles", {"cluster_name": "x", "namespace": namespace}), "NOT_FOUND")
 
@@ -92,8 +95,8 @@ async def test_toolsets_and_read_only_in_memory(control_plane: ControlPlane, nam
 async def test_toolsets_and_disable_destructive_over_stdio(control_plane: ControlPlane, namespace: str) -> None:
     async with Client(stdio_server(control_plane, "--toolsets", "roles,clusters", "--disable-destructive")) as mcp:
         tools = {t.name: t for t in (await mcp.list_tools()).tools}
-        assert set(tools) == {"list_postgres_clusters", "get_cluster_status", "create_postgres_cluster",
-                              "list_postgres_roles", "create_postgres_role"}
+        assert set(tools) == {"list_postgres_clusters", "get_cluster_status", "get_connection_info",
+                              "create_postgres_cluster", "list_postgres_roles", "create_postgres_role"}
         assert not any(t.annotations and t.annotations.destructive_hint for t in tools.values())
         message = error(await mcp.call_tool("scale_postgres_cluster", {"name": "db", "instances": 2,
                                                                        "namespace": namespace}), "NOT_FOUND")

@@ -11,6 +11,7 @@ from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
 from devcluster.controlplane import ControlPlane
+from mcp_gateway.tools.catalog import TOOLS
 from tests.integration.conftest import Intents, OperatorProcess
 from tests.integration.gateway_helpers import ok, unique
 
@@ -31,7 +32,7 @@ async def test_stdio_session_creates_a_role(control_plane: ControlPlane, operato
                                             namespace: str, intents: Intents) -> None:
     role = unique("stdio_user")
     async with Client(stdio_server(control_plane)) as mcp:
-        assert len((await mcp.list_tools()).tools) == 12
+        assert len((await mcp.list_tools()).tools) == len(TOOLS)
         ok(await mcp.call_tool("create_postgres_cluster", {"name": "stdio-db", "instances": 1,
                                                            "namespace": namespace}))
         intents.wait_ready("PgClusterRequest", namespace, "stdio-db")
@@ -46,6 +47,6 @@ async def test_stdio_read_only_offers_only_reads(control_plane: ControlPlane, na
     async with Client(stdio_server(control_plane, "--read-only")) as mcp:
         names: Any = {t.name for t in (await mcp.list_tools()).tools}
         assert names == {"list_postgres_clusters", "get_cluster_status", "list_postgres_roles",
-                         "list_postgres_databases"}
+                         "list_postgres_databases", "get_cluster_logs", "get_connection_info"}
         result = await mcp.call_tool("create_postgres_cluster", {"name": "nope", "namespace": namespace})
         assert result.is_error

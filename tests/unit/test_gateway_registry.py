@@ -23,13 +23,13 @@ def names(**options: object) -> set[str]:
 
 
 def test_filter_defaults_to_every_tool() -> None:
-    assert names() == NAMES and len(NAMES) == len(TOOLS) == 12
+    assert names() == NAMES and len(NAMES) == len(TOOLS) == 14
 
 
 def test_read_only_offers_exactly_the_tools_annotated_read_only() -> None:
     assert names(read_only=True) == {s.name for s in TOOLS if s.annotations.read_only_hint}
     assert names(read_only=True) == {"list_postgres_clusters", "get_cluster_status", "list_postgres_roles",
-                                     "list_postgres_databases"}
+                                     "list_postgres_databases", "get_cluster_logs", "get_connection_info"}
 
 
 def test_disable_destructive_drops_every_tool_annotated_destructive() -> None:
@@ -44,7 +44,8 @@ def test_toolsets_select_and_combine_with_the_other_filters() -> None:
     assert names(toolsets=["roles"]) == {"list_postgres_roles", "create_postgres_role", "update_postgres_role",
                                          "delete_postgres_role"}
     assert names(toolsets=["clusters", "databases"], read_only=True) == {
-        "list_postgres_clusters", "get_cluster_status", "list_postgres_databases"}
+        "list_postgres_clusters", "get_cluster_status", "get_connection_info", "list_postgres_databases"}
+    assert names(toolsets=["diagnostics"]) == {"get_cluster_logs"}
     assert {spec.toolset for spec in TOOLS} == set(TOOLSETS)
 
 

@@ -27,6 +27,8 @@ ORIGINAL_TOOLS = {
     "delete_postgres_cluster", "list_postgres_roles", "create_postgres_role", "update_postgres_role",
     "delete_postgres_role", "list_postgres_databases", "create_postgres_database", "delete_postgres_database",
 }
+DIAGNOSIS_TOOLS = {"get_cluster_logs", "get_connection_info"}  # issue #13: read-only
+ALL_TOOLS = ORIGINAL_TOOLS | DIAGNOSIS_TOOLS
 
 
 def tools_list(config: GatewayConfig) -> list[dict[str, Any]]:
@@ -52,7 +54,7 @@ def test_tools_list_matches_snapshot(snapshot: str, config: GatewayConfig) -> No
     assert current == json.loads(path.read_text()), f"tools/list changed; see the docstring to regenerate {path}"
 
 
-@pytest.mark.parametrize("name", sorted(ORIGINAL_TOOLS))
+@pytest.mark.parametrize("name", sorted(ALL_TOOLS))
 def test_tool_entry_matches_its_snapshot(name: str) -> None:
     current = {t["name"]: t for t in tools_list(GatewayConfig())}[name]
     path = SNAPSHOTS / "tools" / f"{name}.json"
@@ -64,7 +66,7 @@ def test_tool_entry_matches_its_snapshot(name: str) -> None:
 
 def test_every_original_tool_with_explicit_annotations() -> None:
     tools = {t["name"]: t for t in tools_list(GatewayConfig())}
-    assert set(tools) == ORIGINAL_TOOLS
+    assert set(tools) == ALL_TOOLS
     for tool in tools.values():
         hints = tool["annotations"]
         assert {"readOnlyHint", "destructiveHint", "idempotentHint", "openWorldHint"} <= set(hints), tool["name"]
@@ -74,7 +76,8 @@ def test_every_original_tool_with_explicit_annotations() -> None:
 
 def test_read_only_and_no_destructive_configurations() -> None:
     assert {t["name"] for t in tools_list(GatewayConfig(read_only=True))} == {
-        "list_postgres_clusters", "get_cluster_status", "list_postgres_roles", "list_postgres_databases"}
+        "list_postgres_clusters", "get_cluster_status", "list_postgres_roles", "list_postgres_databases",
+        *DIAGNOSIS_TOOLS}
     names = {t["name"] for t in tools_list(GatewayConfig(disable_destructive=True))}
     assert not any(name.startswith("delete_") for name in names)
     assert "create_postgres_role" in names

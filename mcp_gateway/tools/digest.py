@@ -1,0 +1,134 @@
+"""Pure: a cluster's health digest from its CNPG status (what `kubectl cnpg status` shows) and a verdict.
+
+Reads only the Cluster object: phase and reason, instances (`instancesStatus`, `instancesReportedState`),
+current/target primary, the key conditions, managed roles, certificate expirations. The verdict names
+the first problem found and the next thing to check (a tool call where one helps).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+HEALTHY_PHASE = "Cluster in healthy state"
+KEY_CONDITIONS = ("Ready", "ContinuousArchiving", "LastBackupSucceeded", "cnpg.io/hibernation")
+CERTIFICATE_WARNING_DAYS = 14
+_GO_TIME = re.compile(r"^(?P<date>\d{4}-\d\d-\d\d) (?P<time>\d\d:\d\d:\d\d)(?:\.\d+)? (?P<zone>[+-]\d{4})")
+
+
+def parse_expiration(value: str) -> datetime | None:
+    """CNPG writes Go's time.String(): `2026-05-04 14:43:03[.frac] +0000 UTC`; RFC 3339 is accepted too."""
+    go = _GO_TIME.match(value.strip())
+    try:
+        if go:
+            return datetime.strptime(f"{go['date']} {go['time']} {go['zone']}", "%Y-%m-%d %H:%M:%S %z")
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def certificates(status: Mapping[str, Any], now: datetime) -> list[dict[str, Any]]:
+    expirations = ((status.get("certificates") or {}).get("expirations") or {})
+    entries = []
+    for secret, value in sorted(expirations.items()):
+        expires = parse_expiration(str(value))
+        days = None if expires is None else int((expires - now).total_seconds() // 86400)
+        entries.append({"secret": secret, "expires": str(value), "days_left": days})
+    return entries
+
+
+def instances(status: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Each instance: role, CNPG's status bucket (healthy, replicating, failed…), ready, timeline."""
+    buckets = {pod: bucket for bucket, pods in (status.get("instancesStatus") or {}).items() for pod in pods or []}
+    reported = status.get("instancesReportedState") or {}
+    primary = status.get("currentPrimary")
+    names = sorted(set(status.get("instanceNames") or []) | set(buckets) | set(reported),
+                   key=lambda n: (len(n), n))
+    return [{"name": name,
+             "role": "primary" if (reported.get(name) or {}).get("isPrimary", name == primary) else "replica",
+             "status": buckets.get(name, "unknown"), "ready": buckets.get(name) == "healthy",
+             "timeline": (reported.get(name) or {}).get("timeLineID")} for name in names]
+
+
+def key_conditions(status: Mapping[str, Any]) -> dict[str, str]:
+    found = {c.get("type"): c for c in status.get("conditions") or []}
+    return {kind: f"{found[kind].get('status')} ({found[kind].get('reason') or ''})".replace(" ()", "")
+            for kind in KEY_CONDITIONS if kind in found}
+
+
+def managed_roles(status: Mapping[str, Any]) -> dict[str, Any] | None:
+    managed = status.get("managedRolesStatus") or {}
+    if not managed:
+        return None
+    return {"by_status": {k: len(v or []) for k, v in (managed.get("byStatus") or {}).items()},
+            "cannot_reconcile": {k: "; ".join(v or []) for k, v in (managed.get("cannotReconcile") or {}).items()}}
+
+
+def _condition(status: Mapping[str, Any], kind: str) -> str | None:
+    return next((str(c.get("status")) for c in status.get("conditions") or [] if c.get("type") == kind), None)
+
+
+def problems(cluster: Mapping[str, Any], now: datetime) -> list[tuple[str, str]]:
+    """(what is wrong, what to check next), most important first; empty when healthy."""
+    meta, spec, status = cluster["metadata"], cluster.get("spec") or {}, cluster.get("status") or {}
+    ref = f'name="{meta["name"]}", namespace="{meta.get("namespace")}"'
+    found: list[tuple[str, str]] = []
+    if _condition(status, "cnpg.io/hibernation") == "True":
+        found.append(("hibernated: no instance runs", "remove the cnpg.io/hibernation annotation to resume"))
+    phase, reason = status.get("phase"), status.get("phaseReason")
+    if phase != HEALTHY_PHASE:
+        found.append((f"phase {phase or 'unknown'!r}" + (f": {reason}" if reason else ""),
+                      f"get_cluster_logs({ref}, level=\"error\") and the events (detail_level=\"detailed\")"))
+    failed = [i["name"] for i in instances(status) if i["status"] not in ("healthy", "unknown")]
+    ready, wanted = status.get("readyInstances") or 0, spec.get("instances") or 0
+    if failed:
+        found.append((f"instance(s) not healthy: {', '.join(failed)}",
+                      f"get_cluster_logs({ref}, instance=\"{failed[0]}\")"))
+    elif ready < wanted:
+        found.append((f"{ready}/{wanted} instances ready", f"get_cluster_logs({ref}, level=\"warning\")"))
+    current, target = status.get("currentPrimary"), status.get("targetPrimary")
+    if current and target and current != target:
+        found.append((f"switchover/failover in progress: {current} → {target}",
+                      "get_cluster_status again shortly; if it persists, the logs of both instances"))
+    if _condition(status, "ContinuousArchiving") == "False":
+        found.append(("WAL archiving is failing (point-in-time recovery is at risk)",
+                      f"get_cluster_logs({ref}, contains=\"archive\")"))
+    if _condition(status, "LastBackupSucceeded") == "False":
+        found.append(("the last backup failed", "the Backup objects of this cluster and the primary's logs"))
+    cannot = (managed_roles(status) or {}).get("cannot_reconcile") or {}
+    if cannot:
+        found.append((f"managed role(s) cannot be reconciled: {', '.join(sorted(cannot))}",
+                      f"list_postgres_roles(cluster_name=\"{meta['name']}\")"))
+    for cert in certificates(status, now):
+        if cert["days_left"] is not None and cert["days_left"] < CERTIFICATE_WARNING_DAYS:
+            found.append((f"certificate in Secret {cert['secret']} expires in {cert['days_left']} day(s)",
+                          "CloudNativePG renews its own certificates; user-provided ones must be renewed by you"))
+    return found
+
+
+def digest(cluster: Mapping[str, Any] | None, now: datetime | None = None) -> dict[str, Any]:
+    """The digest fields added to get_cluster_status (none of the original fields change)."""
+    if cluster is None:
+        return {"verdict": "not created yet (or deleted): only its PgClusterRequest exists",
+                "next_check": "the request's message below; the operator's Events (detail_level=\"detailed\")"}
+    now = now or datetime.now(UTC)
+    status = cluster.get("status") or {}
+    found = problems(cluster, now)
+    ready, wanted = status.get("readyInstances") or 0, (cluster.get("spec") or {}).get("instances") or 0
+    verdict = (f"healthy: {ready}/{wanted} instances ready, primary {status.get('currentPrimary')}" if not found
+               else f"attention: {found[0][0]}" + (f" (+{len(found) - 1} more)" if len(found) > 1 else ""))
+    return {
+        "verdict": verdict,
+        "next_check": found[0][1] if found else None,
+        "problems": [what for what, _ in found],
+        "phase_reason": status.get("phaseReason"),
+        "target_primary": status.get("targetPrimary"),
+        "timeline": status.get("timelineID"),
+        "instances_status": instances(status),
+        "key_conditions": key_conditions(status),
+        "managed_roles_summary": managed_roles(status),
+        "certificates": certificates(status, now),
+    }
