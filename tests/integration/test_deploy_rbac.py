@@ -235,9 +235,11 @@ async def test_operator_and_gateway_run_as_their_service_accounts(
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
 async def test_impersonating_gateway_acts_as_the_user(
     deployed: str, control_plane: ControlPlane, k8s: Any, namespace: str, tmp_path: Path, intents: Intents,
-    anyio_backend: str,
+    operator: OperatorProcess, anyio_backend: str,
 ) -> None:
-    """The gateway ServiceAccount with the impersonation component: RBAC is the user's, the intent says who."""
+    """The gateway ServiceAccount with the impersonation component: RBAC is the user's, the intent says who.
+
+    The operator runs: create_postgres_cluster waits for the Cluster it asked for, as it does for any user."""
     from devcluster.controlplane import free_port  # noqa: PLC0415
     from tests.integration.test_gateway_http import serve, session  # noqa: PLC0415
 
@@ -263,6 +265,31 @@ async def test_impersonating_gateway_acts_as_the_user(
     created = intents.get("PgClusterRequest", namespace, "alice-db")
     assert created is not None
     assert created["metadata"]["annotations"][constants.REQUESTED_BY_ANNOTATION] == "token:alice"
+
+
+IMPERSONATE_ON = "impersonate-on:user-info:"
+
+
+def cluster_role(path: Path, name: str) -> dict[str, Any]:
+    return next(o for o in yaml.safe_load_all(path.read_text())
+                if o and o["kind"] == "ClusterRole" and o["metadata"]["name"] == name)
+
+
+def grants(rules: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
+    """Every (apiGroup, resource, verb) a list of RBAC rules grants."""
+    return {(group, resource, verb) for rule in rules for group in rule["apiGroups"]
+            for resource in rule["resources"] for verb in rule["verbs"]}
+
+
+def test_impersonation_reaches_exactly_the_gateways_own_rights() -> None:
+    """While impersonating, the gateway may make exactly the requests its own ClusterRole allows: no more
+    (a right it dropped must not linger there), no less (a tool would fail for every impersonated user)."""
+    gateway = cluster_role(REPO / "deploy" / "gateway" / "rbac.yaml", "cnpg-mcp-gateway")
+    impersonator = cluster_role(REPO / "deploy" / "components" / "impersonation" / "rbac.yaml",
+                                "cnpg-mcp-gateway-impersonator")
+    impersonate_on = {(group, resource, verb.removeprefix(IMPERSONATE_ON))
+                      for group, resource, verb in grants(impersonator["rules"]) if verb.startswith(IMPERSONATE_ON)}
+    assert impersonate_on == grants(gateway["rules"])
 
 
 def rendered(control_plane: ControlPlane, overlay: str) -> list[dict[str, Any]]:

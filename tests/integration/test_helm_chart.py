@@ -23,8 +23,10 @@ from tests.integration.test_deploy_rbac import NAMESPACE, PEERING, kubectl, toke
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "deploy" / "helm" / "cnpg-mcp"
-# Which kustomization each set of chart values must reproduce. The overlays hold the gateway only.
-GATEWAY_ONLY = ["--set", "operator.enabled=false"]
+# Which kustomization each set of chart values must reproduce. The overlays hold the gateway only (no operator,
+# no user roles, no admission policies).
+GATEWAY_ONLY = ["--set", "operator.enabled=false", "--set", "userRoles.enabled=false",
+                "--set", "admissionPolicies.enabled=false"]
 VARIANTS: dict[str, tuple[Path, list[str]]] = {
     "default": (REPO / "deploy", ["--include-crds"]),
     "read-only": (REPO / "deploy" / "overlays" / "read-only-gateway",

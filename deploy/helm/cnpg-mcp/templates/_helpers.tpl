@@ -4,3 +4,8 @@
 {{- define "cnpg-mcp.image" -}}
 {{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
 {{- end }}
+
+{{/* The operator's identity as the API server sees it (the status-owner admission policy names it). */}}
+{{- define "cnpg-mcp.operatorUser" -}}
+system:serviceaccount:{{ .Release.Namespace }}:cnpg-mcp-operator
+{{- end }}
