@@ -74,10 +74,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     items.extend(last)
 
 
+def chosen_scale(config: pytest.Config) -> Scale:
+    chosen = config.getoption("--reliability-scale", None) or os.environ.get("RELIABILITY_SCALE", "bounded")
+    return SCALES[str(chosen)]
+
+
 @pytest.fixture(scope="session")
 def scale(request: pytest.FixtureRequest) -> Scale:
-    chosen = request.config.getoption("--reliability-scale", None) or os.environ.get("RELIABILITY_SCALE", "bounded")
-    return SCALES[str(chosen)]
+    return chosen_scale(request.config)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """`outage` is parametrised by the scale: which control plane processes are stopped and started again."""
+    if "outage" in metafunc.fixturenames:
+        metafunc.parametrize("outage", chosen_scale(metafunc.config).outages)
 
 
 # --------------------------------------------------------------------------- result table
@@ -184,3 +194,53 @@ def namespace(namespace: str, k8s: Any, ledger: Ledger, operator: Any) -> Iterat
     ledger.log_files.add(operator.log_path)
     yield namespace
     ledger.harvest(k8s, namespace)
+
+
+# --------------------------------------------------------------------------- MCP clients from sync tests
+
+
+class McpClients:
+    """Real in-memory MCP client sessions on one gateway, driven from ordinary (threaded) test code."""
+
+    def __init__(self, portal: Any, server: Any, ledger: Ledger) -> None:
+        self.portal, self.server, self.ledger = portal, server, ledger
+        self._entered: list[Any] = []
+
+    def open(self) -> Any:
+        """A new client session (initialised); closed when the fixture ends."""
+        from mcp import Client  # noqa: PLC0415
+
+        manager = self.portal.wrap_async_context_manager(Client(self.server))
+        session = manager.__enter__()
+        self._entered.append(manager)
+        return session
+
+    def call(self, session: Any, tool: str, arguments: dict[str, Any]) -> Any:
+        result = self.portal.call(lambda: session.call_tool(tool, arguments))
+        text = "\n".join(getattr(c, "text", "") for c in result.content)
+        self.ledger.see(f"tool {tool}", text + json.dumps(result.structured_content or {}, default=str))
+        return result
+
+    def close(self) -> None:
+        for manager in reversed(self._entered):
+            manager.__exit__(None, None, None)
+        self._entered.clear()
+
+
+@pytest.fixture
+def mcp_clients(control_plane: Any, operator: Any, ledger: Ledger) -> Iterator[McpClients]:  # noqa: F811
+    from anyio.from_thread import start_blocking_portal  # noqa: PLC0415
+
+    from mcp_gateway.config import GatewayConfig  # noqa: PLC0415
+    from mcp_gateway.k8s import Kube  # noqa: PLC0415
+    from mcp_gateway.server import build_server  # noqa: PLC0415
+
+    config = GatewayConfig(kubeconfig=str(control_plane.kubeconfig), watch_cache=True)
+    kube = Kube.connect(config.kubeconfig, watch_cache=True)
+    with start_blocking_portal("asyncio") as portal:
+        clients = McpClients(portal, build_server(config, kube), ledger)
+        try:
+            yield clients
+        finally:
+            clients.close()
+            kube.close()  # stops the watch mirrors

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 import threading
 import time
 from collections import defaultdict
@@ -18,6 +19,18 @@ from tests.integration.conftest import PLURALS, Intents
 MANAGED_BY = "app.kubernetes.io/managed-by=cnpg-mcp"
 CLUSTER, ROLE, DB = "PgClusterRequest", "PgRoleRequest", "PgDatabaseRequest"
 TRANSIENT_REASONS = frozenset({"Pending", "Deleting"})
+
+
+# The MCP SDK frames every tool failure as "Error executing tool <name>: <message>"; the gateway's own
+# message must start with a stable code. A crash is only "Error executing tool <name>" (no message).
+SDK_PREFIX = re.compile(r"^Error executing tool [a-z_]+: ")
+CODED = re.compile(r"^\[([A-Z_]+)\] \S")
+
+
+def tool_error_code(text: str) -> str | None:
+    """The stable code a tool error carries ("UNAVAILABLE"), or None when it has none."""
+    found = CODED.match(SDK_PREFIX.sub("", text, count=1))
+    return found.group(1) if found else None
 
 
 def our_secrets(k8s: Any, namespace: str) -> list[Any]:
