@@ -6,7 +6,7 @@ import base64
 import re
 import threading
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -150,6 +150,11 @@ class PasswordWatch:
             password = base64.b64decode(secret.data["password"]).decode()
             self.seen[f"{secret.metadata.name}/{secret.metadata.uid}"].add(password)
             self.first.setdefault(secret.metadata.name, password)
+
+    def recreated(self) -> list[str]:
+        """Secret names that existed under more than one UID (deleted and made again)."""
+        names = Counter(key.partition("/")[0] for key in self.seen)
+        return [name for name, uids in names.items() if uids > 1]
 
     def changed(self) -> dict[str, int]:
         """Secrets whose password changed, or which were re-created with another password."""
