@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: dev test lint typecheck unit integration cluster cluster-down binaries system-deps crds venv clean
+.PHONY: dev test lint typecheck unit integration reliability cluster cluster-down binaries system-deps crds venv clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,8 +35,12 @@ unit: venv
 integration: venv binaries
 	$(BIN)/pytest tests/integration
 
+# `make test` includes tests/reliability at its bounded scale; `make reliability` runs it at full scale.
 test: system-deps venv binaries lint typecheck
 	$(BIN)/pytest tests
+
+reliability: system-deps venv binaries
+	$(BIN)/pytest tests/reliability --reliability-scale=full
 
 cluster: system-deps venv binaries
 	$(BIN)/python -m devcluster up

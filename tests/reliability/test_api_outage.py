@@ -8,6 +8,7 @@ import os
 import secrets
 import threading
 import time
+from functools import partial
 from typing import Any
 
 from devcluster.controlplane import ControlPlane
@@ -55,7 +56,7 @@ def test_api_outage_mid_batch(
     def apply_batch() -> None:
         try:
             for i, (name, role) in enumerate(roles.items()):
-                retrying(lambda n=name, r=role: intents.create(ROLE, namespace, n, {"cluster": cluster, "roleName": r}))
+                retrying(partial(intents.create, ROLE, namespace, name, {"cluster": cluster, "roleName": role}))
                 if i == len(roles) // 2:
                     half_in.set()
                 time.sleep(CREATE_PAUSE_S)

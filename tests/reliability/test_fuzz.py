@@ -10,6 +10,7 @@ import re
 import secrets
 import time
 from collections import Counter
+from functools import partial
 from typing import Any
 
 import pytest
@@ -67,6 +68,11 @@ def for_schema(name: str, schema: dict[str, Any], namespace: str, cluster: str) 
     return strings(IDENTIFIERS)
 
 
+def _as_call(writes: bool, drawn: tuple[str, dict[str, Any], dict[str, Any]]) -> tuple[str, dict[str, Any]]:
+    tool, arguments, extras = drawn
+    return tool, {**extras, **arguments, **({"dry_run": True} if writes else {})}
+
+
 def call_strategy(tools: list[Any], namespace: str, cluster: str) -> st.SearchStrategy[tuple[str, dict[str, Any]]]:
     options = []
     for tool in tools:
@@ -79,7 +85,7 @@ def call_strategy(tools: list[Any], namespace: str, cluster: str) -> st.SearchSt
         arguments = mostly(complete, st.fixed_dictionaries({}, optional=required), 90)
         extras = st.dictionaries(st.text(max_size=12), WRONG_TYPES, max_size=2)
         pairs = st.tuples(st.just(tool.name), arguments, mostly(st.just({}), extras, 90))
-        options.append(pairs.map(lambda t, w=writes: (t[0], {**t[2], **t[1], **({"dry_run": True} if w else {})})))
+        options.append(pairs.map(partial(_as_call, writes)))
     return st.one_of(options)
 
 
@@ -247,7 +253,7 @@ def test_fuzzed_intents_never_wedge(operator: OperatorProcess, cnpg_simulator: A
 # --------------------------------------------------------------------------- known gap
 
 
-SCHEMA_INVALID_CALLS = [
+SCHEMA_INVALID_CALLS: list[tuple[str, dict[str, Any]]] = [
     ("list_postgres_roles", {}),  # a required argument missing
     ("scale_postgres_cluster", {"name": "x", "instances": 0, "dry_run": True}),  # below the minimum
     ("create_postgres_role", {"cluster_name": "x", "role_name": "y", "login": "maybe", "dry_run": True}),  # type

@@ -7,6 +7,7 @@ import random
 import secrets
 import threading
 import time
+from functools import partial
 from typing import Any
 
 from devcluster.postgres import PostgresServer
@@ -76,17 +77,16 @@ def test_operator_killed_repeatedly_mid_batch(
         try:
             for step, name in steps:
                 if step == "cluster":
-                    retrying(lambda n=name: intents.create(CLUSTER, namespace, n, {"instances": 1}))
+                    retrying(partial(intents.create, CLUSTER, namespace, name, {"instances": 1}))
                 elif step == "role":
                     cluster, role = roles[name]
-                    retrying(lambda n=name, c=cluster, r=role: intents.create(
-                        ROLE, namespace, n, {"cluster": c, "roleName": r}))
+                    retrying(partial(intents.create, ROLE, namespace, name, {"cluster": cluster, "roleName": role}))
                 elif step == "database":
                     cluster, database, owner_role = databases[name]
-                    retrying(lambda n=name, c=cluster, d=database, o=owner_role: intents.create(
-                        DB, namespace, n, {"cluster": c, "name": d, "owner": o}))
+                    retrying(partial(intents.create, DB, namespace, name,
+                                     {"cluster": cluster, "name": database, "owner": owner_role}))
                 else:
-                    retrying(lambda n=name: intents.delete(ROLE, namespace, n), missing_ok=True)
+                    retrying(partial(intents.delete, ROLE, namespace, name), missing_ok=True)
                 time.sleep(pause)
             thread.join(timeout=scale.kills * 30)
         finally:
