@@ -182,8 +182,8 @@ def intent_strategy(cluster: str) -> st.SearchStrategy[tuple[str, dict[str, Any]
         "storage": st.one_of(st.fixed_dictionaries({"size": strings(st.sampled_from(["1Gi", "10Gi", "0", "1e3"]))}),
                              WRONG_TYPES),
         "postgresVersion": strings(st.sampled_from(["16", "17", "9", "99"])),
-        "parameters": st.one_of(st.dictionaries(strings(IDENTIFIERS), strings(IDENTIFIERS), max_size=3),
-                                WRONG_TYPES),
+        "parameters": st.one_of(st.dictionaries(st.one_of(IDENTIFIERS, st.sampled_from(HOSTILE_TEXT)),
+                                                strings(IDENTIFIERS), max_size=3), WRONG_TYPES),
         "deletionPolicy": st.one_of(st.sampled_from(["Retain", "Delete"]), strings(st.just("x"))),
         "adoptExisting": _flag(),
     })
