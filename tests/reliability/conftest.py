@@ -110,8 +110,9 @@ def report(request: pytest.FixtureRequest, scale: Scale) -> Iterator[list[Row]]:
     """Append Row(...) to the returned list; the rows are printed in the final table."""
     rows: list[Row] = []
     yield rows
-    failed = getattr(request.node, "rep_call", None)
-    verdict = " (FAILED)" if failed is not None and failed.failed else ""
+    outcome = getattr(request.node, "rep_call", None)
+    verdict = ("" if outcome is None else " (FAILED)" if outcome.failed
+               else " (XFAIL: known bug)" if getattr(outcome, "wasxfail", None) is not None else "")
     for row in rows:
         row.test = f"{row.test} [{scale.name}]{verdict}"
         ROWS.append(row)
@@ -171,21 +172,23 @@ class _Capture(logging.Handler):
         self.ledger = ledger
 
     def emit(self, record: logging.LogRecord) -> None:
-        if record.name.startswith(("mcp_gateway", "mcp", "uvicorn")):
-            self.ledger.see(f"gateway log {record.name}", self.format(record))
+        self.ledger.see(f"gateway log {record.name}", self.format(record))
 
 
 @pytest.fixture(scope="session")
 def ledger() -> Iterator[Ledger]:
     found = Ledger()
     handler = _Capture(found)
-    root = logging.getLogger()
-    root.addHandler(handler)
-    previous = root.level
-    root.setLevel(min(previous, logging.INFO) if previous else logging.INFO)
+    loggers = [logging.getLogger(name) for name in ("mcp_gateway", "mcp", "uvicorn")]
+    previous = [logger.level for logger in loggers]
+    for logger in loggers:  # INFO: the SDK logs every refused tool call there, with its message
+        logger.addHandler(handler)
+        if logger.getEffectiveLevel() > logging.INFO:
+            logger.setLevel(logging.INFO)
     yield found
-    root.removeHandler(handler)
-    root.setLevel(previous)
+    for logger, level in zip(loggers, previous, strict=True):
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 @pytest.fixture
