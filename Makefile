@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: dev test lint typecheck unit integration cluster cluster-down binaries helm system-deps crds tools-docs venv clean package image lint-dockerfile
+.PHONY: dev test lint typecheck unit integration reliability cluster cluster-down binaries helm system-deps crds tools-docs venv clean package image lint-dockerfile
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -65,8 +65,12 @@ unit: venv
 integration: venv binaries helm
 	$(BIN)/pytest tests/integration
 
+# `make test` includes tests/reliability at its bounded scale; `make reliability` runs it at full scale.
 test: system-deps venv binaries helm lint typecheck
 	$(BIN)/pytest tests
+
+reliability: system-deps venv binaries
+	$(BIN)/pytest tests/reliability --reliability-scale=full
 
 cluster: system-deps venv binaries
 	$(BIN)/python -m devcluster up

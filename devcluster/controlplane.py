@@ -26,7 +26,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -111,6 +111,22 @@ class ControlPlane:
     def stop(self) -> None:
         stop_processes(self.pids, self.state_dir)
         self.pids.clear()
+
+    @contextlib.contextmanager
+    def outage(self, name: str, *, timeout: float = START_TIMEOUT) -> Iterator[None]:
+        """Stop one process ("kube-apiserver", "etcd") for the duration of the block, then start it again
+        with the same command line and return once the API server answers /readyz (fault-injection tests).
+        """
+        pid = self.pids[name]
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0").decode().split("\0")
+        stop_processes({name: pid}, self.state_dir)
+        try:
+            yield
+        finally:
+            process = spawn(name, argv, self.state_dir, detach=False)
+            self.pids[name] = process.pid
+            context = ssl.create_default_context(cafile=str(self.ca_file))
+            _wait_http_ok(f"{self.server}/readyz", context, name, process, self.state_dir, timeout=timeout)
 
 
 # --------------------------------------------------------------------------- binaries and CRDs
