@@ -38,6 +38,11 @@ REQUESTED_BY_ANNOTATION: Final = f"{GROUP}/requested-by"
 # from request.userInfo, whatever the client sent, and immutable afterwards.
 REQUESTER_ANNOTATION: Final = f"{GROUP}/requester"
 REQUESTER_GROUPS_ANNOTATION: Final = f"{GROUP}/requester-groups"
+# Through an impersonating gateway: the gateway's own username, as the API server authenticated it. The
+# gateway sends it as the impersonated user extra VIA_USER_EXTRA (its RBAC allows only its own name there);
+# admission copies it here. Absent on intents not created through an impersonating gateway.
+REQUESTED_VIA_ANNOTATION: Final = f"{GROUP}/requested-via"
+VIA_USER_EXTRA: Final = f"{GROUP}/via"
 PASSWORD_ROTATION_ANNOTATION: Final = f"{GROUP}/password-rotation"
 CNPG_CLUSTER_LABEL: Final = "cnpg.io/cluster"
 CNPG_ROLE_LABEL: Final = "cnpg.io/role"

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import anyio
 import urllib3
@@ -30,6 +31,9 @@ T = TypeVar("T")
 INTENT_PLURALS = (constants.CLUSTER_REQUEST_PLURAL, constants.ROLE_REQUEST_PLURAL,
                   constants.DATABASE_REQUEST_PLURAL)
 _GROUP_SEPARATOR = "\n"  # never valid inside a header value, so safe to split on
+# Impersonate-Extra-<key>: the API server lower-cases the key and percent-decodes it (url.PathUnescape),
+# so the `/` of a domain-prefixed key travels as %2F.
+VIA_HEADER = "Impersonate-Extra-" + quote(constants.VIA_USER_EXTRA, safe="")
 REQUEST_TIMEOUT = 30
 READY_TTL = 10.0  # /readyz answers from what the gateway last saw for this long: no API call per probe
 DEFAULT_KUBECONFIG = "~/.kube/config"
@@ -112,6 +116,9 @@ class Kube:
         self.core = client.CoreV1Api(api_client)
         self.readiness = Readiness()
         self._readiness_check = anyio.Lock()
+        self._own_user: str | None = None  # learned at the first impersonated call
+        self._own_user_asked = False
+        self._own_user_lock = anyio.Lock()
         self.cache = WatchCache(self.custom.list_namespaced_custom_object, namespace_exists=self._namespace_exists,
                                 max_mirrors=max_mirrors, idle_seconds=idle_seconds) if watch_cache else None
 
@@ -158,18 +165,44 @@ class Kube:
             if mirror is not None:
                 mirror.apply(obj)
 
-    @staticmethod
-    def _headers() -> dict[str, str] | None:
+    def _ask_own_user(self) -> str | None:
+        """Our own username as the API server authenticates us (SelfSubjectReview, not impersonated)."""
+        try:
+            review = client.AuthenticationV1Api(self.api_client).create_self_subject_review(
+                {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"},
+                _request_timeout=REQUEST_TIMEOUT)
+            username: str | None = review.status.user_info.username
+        except (ApiException, urllib3.exceptions.HTTPError, OSError, AttributeError) as exc:
+            log.warning("cannot learn the gateway's own username (SelfSubjectReview: %s): impersonated requests "
+                        "will not carry %s, so intents get no %s", exc, constants.VIA_USER_EXTRA,
+                        constants.REQUESTED_VIA_ANNOTATION)
+            return None
+        return username or None
+
+    async def _own_username(self) -> str | None:
+        """Asked once (the answer, or the failure, is kept): it cannot change while the process runs."""
+        async with self._own_user_lock:
+            if not self._own_user_asked:
+                self._own_user = await anyio.to_thread.run_sync(self._ask_own_user)
+                self._own_user_asked = True
+        return self._own_user
+
+    async def _headers(self) -> dict[str, str] | None:
         who = identity.impersonated()
         if who is None:
             return None
         headers = {"Impersonate-User": who.user}
         if who.groups:
             headers["Impersonate-Group"] = _GROUP_SEPARATOR.join(who.groups)
+        # Which gateway acted: admission sees only the impersonated user, so the gateway names itself in a
+        # user extra its RBAC allows for its own name only (deploy/components/impersonation).
+        own = await self._own_username()
+        if own is not None:
+            headers[VIA_HEADER] = own
         return headers
 
     async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        headers = self._headers()
+        headers = await self._headers()
         if headers:
             kwargs["_headers"] = headers
         kwargs.setdefault("_request_timeout", REQUEST_TIMEOUT)
