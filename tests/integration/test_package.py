@@ -18,6 +18,8 @@ from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
 from devcluster.controlplane import ControlPlane
+from mcp_gateway import registry
+from mcp_gateway.tools.catalog import TOOLS
 
 pytestmark = pytest.mark.anyio
 REPO = Path(__file__).resolve().parents[2]
@@ -111,4 +113,4 @@ async def test_installed_server_answers_a_stdio_client(installed: Path, control_
         assert mcp.server_info is not None
         assert (mcp.server_info.name, mcp.server_info.version) == ("cnpg-mcp", project_version())
         names = {tool.name for tool in (await mcp.list_tools()).tools}
-    assert names == {"list_postgres_clusters", "get_cluster_status", "list_postgres_roles", "list_postgres_databases"}
+    assert names == {spec.name for spec in registry.offered(TOOLS, read_only=True)}
