@@ -79,3 +79,15 @@ def bind_intent_editor(k8s: Any, namespace: str, group: str) -> None:
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "intent-editor"},
         "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": group}],
     })
+
+
+def live_cluster(k8s: Any, namespace: str, name: str) -> dict[str, Any] | None:
+    """The CNPG Cluster as stored (after CNPG's defaulting webhook), or None."""
+    try:
+        found: dict[str, Any] = client.CustomObjectsApi(k8s).get_namespaced_custom_object(
+            constants.CNPG_GROUP, constants.CNPG_VERSION, namespace, constants.CNPG_CLUSTERS, name)
+    except client.exceptions.ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+    return found

@@ -21,6 +21,7 @@ from tests.integration.gateway_helpers import (
     database_owner,
     error,
     gateway_server,
+    live_cluster,
     ok,
     secret_password,
     text,
@@ -38,17 +39,6 @@ def anyio_backend() -> str:
 @pytest.fixture
 def gateway(control_plane: ControlPlane, operator: OperatorProcess) -> Any:
     return gateway_server(control_plane)
-
-
-def cluster(k8s: Any, namespace: str, name: str) -> dict[str, Any] | None:
-    try:
-        found: dict[str, Any] = client.CustomObjectsApi(k8s).get_namespaced_custom_object(
-            constants.CNPG_GROUP, constants.CNPG_VERSION, namespace, constants.CNPG_CLUSTERS, name)
-    except client.exceptions.ApiException as exc:
-        if exc.status == 404:
-            return None
-        raise
-    return found
 
 
 async def test_original_readme_examples_end_to_end(
@@ -71,7 +61,7 @@ async def test_original_readme_examples_end_to_end(
         assert created["ready"] is True
         assert updates, "progress notifications were sent while waiting"
         assert any("app-db" in (message or "") for _, _, message in updates)
-        live = cluster(k8s, namespace, "app-db")
+        live = live_cluster(k8s, namespace, "app-db")
         assert live is not None
         assert live["spec"]["instances"] == 5 and live["spec"]["storage"]["size"] == "100Gi"
         request = intents.get("PgClusterRequest", namespace, "app-db")
@@ -144,7 +134,7 @@ async def test_original_readme_examples_end_to_end(
             "name": "app-db", "instances": 3, "namespace": namespace}))
         assert scaled["current_instances"] == 5 and scaled["adopted"] is False
         intents.wait_ready("PgClusterRequest", namespace, "app-db")
-        live_after = cluster(k8s, namespace, "app-db")
+        live_after = live_cluster(k8s, namespace, "app-db")
         assert live_after is not None and live_after["spec"]["instances"] == 3
 
         # "Delete the old_data database", "Delete the old_user role"
@@ -168,12 +158,12 @@ async def test_original_readme_examples_end_to_end(
         # "Delete the old-test-cluster with confirmation": first without, nothing happens
         refused = ok(await mcp.call_tool("delete_postgres_cluster", {"name": "app-db", "namespace": namespace}))
         assert refused["deleted"] is False
-        assert cluster(k8s, namespace, "app-db") is not None
+        assert live_cluster(k8s, namespace, "app-db") is not None
         deleted = ok(await mcp.call_tool("delete_postgres_cluster", {
             "name": "app-db", "namespace": namespace, "confirm_deletion": True}))
         assert deleted["deleted"] is True
         intents.wait_gone("PgClusterRequest", namespace, "app-db")
-        assert cluster(k8s, namespace, "app-db") is None
+        assert live_cluster(k8s, namespace, "app-db") is None
 
 
 async def test_dry_runs_create_nothing(gateway: Any, k8s: Any, namespace: str, intents: Intents) -> None:
@@ -182,7 +172,7 @@ async def test_dry_runs_create_nothing(gateway: Any, k8s: Any, namespace: str, i
             "name": "preview-db", "instances": 2, "namespace": namespace, "dry_run": True}))
         assert preview["manifest"]["spec"]["instances"] == 2
         assert intents.get("PgClusterRequest", namespace, "preview-db") is None
-        assert cluster(k8s, namespace, "preview-db") is None
+        assert live_cluster(k8s, namespace, "preview-db") is None
 
         ok(await mcp.call_tool("create_postgres_cluster", {"name": "real-db", "instances": 1, "namespace": namespace}))
         intents.wait_ready("PgClusterRequest", namespace, "real-db")
@@ -194,7 +184,7 @@ async def test_dry_runs_create_nothing(gateway: Any, k8s: Any, namespace: str, i
         ]
         for tool, arguments in previews:
             ok(await mcp.call_tool(tool, {**arguments, "namespace": namespace, "dry_run": True}))
-        live = cluster(k8s, namespace, "real-db")
+        live = live_cluster(k8s, namespace, "real-db")
         assert live is not None and live["spec"]["instances"] == 1
         assert intents.list_all("PgRoleRequest", namespace) == []
         assert intents.list_all("PgDatabaseRequest", namespace) == []
@@ -236,7 +226,7 @@ async def test_unmanaged_cluster_is_adopted_on_scale(
                  "postgresql": {"parameters": {"work_mem": "8MB"}}},
     })
     # As stored: CNPG's defaulting webhook adds its own parameters next to work_mem.
-    created = cluster(k8s, namespace, "legacy")
+    created = live_cluster(k8s, namespace, "legacy")
     assert created is not None and created["spec"]["postgresql"]["parameters"]["work_mem"] == "8MB"
     async with Client(gateway) as mcp:
         scaled = ok(await mcp.call_tool("scale_postgres_cluster", {
@@ -244,7 +234,7 @@ async def test_unmanaged_cluster_is_adopted_on_scale(
         assert scaled["adopted"] is True
     request = intents.wait_ready("PgClusterRequest", namespace, "legacy")
     assert request["spec"]["adoptExisting"] is True and request["spec"]["deletionPolicy"] == "Retain"
-    live = cluster(k8s, namespace, "legacy")
+    live = live_cluster(k8s, namespace, "legacy")
     assert live is not None
     assert live["spec"]["instances"] == 2
     # Nothing else touched by the adoption.

@@ -20,7 +20,7 @@ from mcp import Client
 from cnpg_mcp_api import constants
 from devcluster.controlplane import ControlPlane
 from tests.integration.conftest import Intents, OperatorProcess
-from tests.integration.gateway_helpers import error, gateway_server, ok, text
+from tests.integration.gateway_helpers import error, gateway_server, live_cluster, ok, text
 
 CLUSTER = "PgClusterRequest"
 CNPG = (constants.CNPG_GROUP, constants.CNPG_VERSION)
@@ -35,17 +35,6 @@ def anyio_backend() -> str:
 @pytest.fixture
 def gateway(control_plane: ControlPlane, operator: OperatorProcess) -> Any:
     return gateway_server(control_plane)
-
-
-def live_cluster(k8s: Any, namespace: str, name: str) -> dict[str, Any] | None:
-    try:
-        found: dict[str, Any] = client.CustomObjectsApi(k8s).get_namespaced_custom_object(
-            *CNPG, namespace, constants.CNPG_CLUSTERS, name)
-    except client.exceptions.ApiException as exc:
-        if exc.status == 404:
-            return None
-        raise
-    return found
 
 
 def make_unmanaged_cluster(k8s: Any, namespace: str, name: str, *, labels: dict[str, str] | None = None,
