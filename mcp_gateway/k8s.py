@@ -334,8 +334,15 @@ class Kube:
             self._remember(plural, namespace, result)
         return result
 
-    async def delete_intent(self, plural: str, namespace: str, name: str, *, dry_run: bool = False) -> None:
+    async def delete_intent(self, plural: str, namespace: str, name: str, *, dry_run: bool = False,
+                            missing_ok: bool = False) -> None:
+        """`missing_ok`: the caller deletes what a listing named, and the object may have finished its own
+        deletion since (a listing, cached or not, is a moment old)."""
         assert plural in INTENT_PLURALS
         kwargs: dict[str, Any] = {"dry_run": "All"} if dry_run else {}
-        await self._call(self.custom.delete_namespaced_custom_object, constants.GROUP, constants.VERSION,
-                         namespace, plural, name, **kwargs)
+        try:
+            await self._call(self.custom.delete_namespaced_custom_object, constants.GROUP, constants.VERSION,
+                             namespace, plural, name, **kwargs)
+        except ApiException as exc:
+            if not (missing_ok and exc.status == 404):
+                raise

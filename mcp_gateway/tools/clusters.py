@@ -318,9 +318,9 @@ async def delete_postgres_cluster(
             assert cluster is not None
             request = await _adopt_for_deletion(gw, cluster)
         for role in roles:
-            await gw.kube.delete_intent(constants.ROLE_REQUEST_PLURAL, ns, role)
+            await gw.kube.delete_intent(constants.ROLE_REQUEST_PLURAL, ns, role, missing_ok=True)
         for database in databases:
-            await gw.kube.delete_intent(constants.DATABASE_REQUEST_PLURAL, ns, database)
+            await gw.kube.delete_intent(constants.DATABASE_REQUEST_PLURAL, ns, database, missing_ok=True)
         await gw.kube.patch_intent(PLURAL, ns, name, {"spec": {"deletionPolicy": "Delete"}})
         await gw.kube.delete_intent(PLURAL, ns, name)
         gone, left = await _poll(lambda: gw.kube.cnpg_get_or_none(constants.CNPG_CLUSTERS, ns, name),

@@ -19,6 +19,9 @@ from mcp import Client
 
 from cnpg_mcp_api import constants
 from devcluster.controlplane import ControlPlane
+from mcp_gateway.config import GatewayConfig
+from mcp_gateway.k8s import Kube
+from mcp_gateway.server import build_server
 from tests.integration.conftest import Intents, OperatorProcess
 from tests.integration.gateway_helpers import error, gateway_server, live_cluster, ok, text
 
@@ -94,6 +97,33 @@ async def test_delete_of_cluster_that_cannot_be_adopted_is_refused(gateway: Any,
     assert kept is not None and kept["metadata"]["uid"] == original["metadata"]["uid"]
     assert kept["metadata"]["labels"][constants.REQUEST_LABEL] == "someone-else"
     intents.wait_gone(CLUSTER, namespace, "foreign")  # the tool leaves no adoption request behind
+
+
+@pytest.mark.anyio
+async def test_delete_tolerates_a_dependent_request_that_is_already_gone(control_plane: ControlPlane,
+                                                                        operator: OperatorProcess, k8s: Any,
+                                                                        namespace: str, intents: Intents) -> None:
+    """Found by CI: a database request deleted a moment earlier (finalizer done) was still in the listing the
+    tool read, and deleting it again answered NOT_FOUND for the whole cluster deletion. Reproduced here with a
+    listing that names a request which no longer exists, as a watch cache a moment behind does."""
+    config = GatewayConfig(kubeconfig=str(control_plane.kubeconfig))
+    kube = Kube.connect(config.kubeconfig, watch_cache=config.watch_cache)
+    real_list = kube.intent_list
+
+    async def listing_a_moment_behind(plural: str, ns: str) -> list[dict[str, Any]]:
+        items = await real_list(plural, ns)
+        if plural == constants.DATABASE_REQUEST_PLURAL:
+            items.append({"metadata": {"name": "already-gone-db", "namespace": ns},
+                          "spec": {"cluster": "stale", "name": "gone"}})
+        return items
+
+    kube.intent_list = listing_a_moment_behind  # type: ignore[method-assign,assignment]
+    make_unmanaged_cluster(k8s, namespace, "stale")
+    async with Client(build_server(config, kube)) as mcp:
+        answer = await mcp.call_tool("delete_postgres_cluster", {
+            "name": "stale", "namespace": namespace, "confirm_deletion": True})
+    assert ok(answer)["deleted"] is True, text(answer)
+    assert live_cluster(k8s, namespace, "stale") is None
 
 
 # ------------------------------------------------------------------ item 3: adoption changes nothing unasked
