@@ -23,6 +23,15 @@ CNPG_DATABASES: Final = "databases"
 CNPG_DATABASE_ROLES: Final = "databaseroles"
 CNPG_HEALTHY_PHASE: Final = "Cluster in healthy state"
 CNPG_IMAGE_REPOSITORY: Final = "ghcr.io/cloudnative-pg/postgresql"
+CNPG_BACKUPS: Final = "backups"
+CNPG_SCHEDULED_BACKUPS: Final = "scheduledbackups"
+
+# The Barman Cloud plugin (CNPG-I): backups and WAL archiving the CNPG 1.30 way.
+BARMAN_GROUP: Final = "barmancloud.cnpg.io"
+BARMAN_VERSION: Final = "v1"
+BARMAN_API_VERSION: Final = f"{BARMAN_GROUP}/{BARMAN_VERSION}"
+BARMAN_OBJECT_STORES: Final = "objectstores"
+BARMAN_PLUGIN_NAME: Final = "barman-cloud.cloudnative-pg.io"
 
 # Kopf's finalizer and its progress/diff-base annotations live under our own domain.
 FINALIZER: Final = f"{GROUP}/finalizer"
