@@ -12,7 +12,6 @@ from pydantic import ValidationError
 from cnpg_mcp_api import constants, cron
 from cnpg_mcp_api.models import PgBackupStoreRequestSpec, PgClusterRequestSpec
 from cnpg_mcp_operator.builders.backup import (
-    REQUEST_UID_ANNOTATION,
     ArchiverConflict,
     archiver_entry,
     build_backup,
@@ -114,7 +113,7 @@ class TestArchiver:
     entry = archiver_entry("main-db-store", "main-db")
 
     def test_entry_names_the_plugin_store_and_server(self) -> None:
-        assert self.entry == {"name": PLUGIN, "isWALArchiver": True,
+        assert self.entry == {"name": PLUGIN, "enabled": True, "isWALArchiver": True,
                               "parameters": {"barmanObjectName": "main-db-store", "serverName": "main-db"}}
 
     def test_added_beside_other_plugins_then_converged(self) -> None:
@@ -143,12 +142,11 @@ class TestArchiver:
 
 
 class TestBackup:
-    def test_method_and_plugin_are_always_set_and_the_backup_is_not_owned(self) -> None:
+    def test_method_and_plugin_are_always_set_and_the_backup_is_owned(self) -> None:
         backup = build_backup(intent("PgBackupRequest", "nightly-1", {"cluster": "main-db"}))
         assert backup["spec"] == {"cluster": {"name": "main-db"}, "method": "plugin",
                                   "pluginConfiguration": {"name": PLUGIN}}
-        assert "ownerReferences" not in backup["metadata"]  # the request's TTL must not delete the Backup
-        assert backup["metadata"]["annotations"][REQUEST_UID_ANNOTATION] == "uid-1"
+        assert backup["metadata"]["ownerReferences"][0]["uid"] == "uid-1"  # TTL cleanup orphans it
         assert backup["metadata"]["labels"][constants.CNPG_CLUSTER_LABEL] == "main-db"
 
     def test_volume_snapshot(self) -> None:

@@ -19,9 +19,9 @@ from cnpg_mcp_api.models import (
     PgClusterRequestSpec,
     S3Credentials,
 )
-from cnpg_mcp_operator.builders.common import Json, owned_cnpg_object, produced_labels
+from cnpg_mcp_operator.builders.common import Json, owned_cnpg_object
 
-REQUEST_UID_ANNOTATION = f"{constants.GROUP}/request-uid"
+ARCHIVER_OWNER_ANNOTATION = f"{constants.GROUP}/wal-archiver-owner"
 
 
 def _secret_key(secret: str, key: str | None) -> Json | None:
@@ -92,8 +92,9 @@ def server_name_of(spec: PgBackupStoreRequestSpec) -> str | None:
 
 
 def archiver_entry(store: str, server_name: str) -> Json:
-    """The Cluster.spec.plugins entry that makes the Barman Cloud plugin its WAL archiver."""
-    return {"name": constants.BARMAN_PLUGIN_NAME, "isWALArchiver": True,
+    """The Cluster.spec.plugins entry that makes the Barman Cloud plugin its WAL archiver (`enabled` is
+    spelled out: the CRD defaults it, so the stored entry compares equal to this one)."""
+    return {"name": constants.BARMAN_PLUGIN_NAME, "enabled": True, "isWALArchiver": True,
             "parameters": {"barmanObjectName": store, "serverName": server_name}}
 
 
@@ -148,19 +149,11 @@ def _method_fields(method: str, target: str | None, online: bool | None) -> Json
 
 
 def build_backup(body: Mapping[str, Any]) -> Json:
-    """The Backup named like the request. Not owned by it: a finished request is deleted after its TTL
-    and the Backup must stay. The request's UID is recorded in an annotation; the request records the
-    Backup's UID in its status (ownership is checked by UID both ways)."""
+    """The Backup named like the request, owned by it (ownership by UID). The request's TTL cleanup
+    deletes the request with propagation Orphan, so the garbage collector keeps the Backup."""
     spec = PgBackupRequestSpec.model_validate(body.get("spec") or {})
-    meta = body["metadata"]
-    return {
-        "apiVersion": constants.CNPG_API_VERSION,
-        "kind": "Backup",
-        "metadata": {"name": meta["name"], "namespace": meta["namespace"],
-                     "labels": produced_labels(meta["name"], spec.cluster),
-                     "annotations": {REQUEST_UID_ANNOTATION: meta["uid"]}},
-        "spec": {"cluster": {"name": spec.cluster}, **_method_fields(spec.method, spec.target, spec.online)},
-    }
+    backup_spec = {"cluster": {"name": spec.cluster}, **_method_fields(spec.method, spec.target, spec.online)}
+    return owned_cnpg_object("Backup", body, spec.cluster, backup_spec)
 
 
 def build_scheduled_backup(body: Mapping[str, Any]) -> Json:

@@ -27,6 +27,12 @@ ROLE_REQUESTS = Resource(constants.GROUP, constants.VERSION, constants.ROLE_REQU
                          constants.ROLE_REQUEST_KIND)
 DATABASE_REQUESTS = Resource(constants.GROUP, constants.VERSION, constants.DATABASE_REQUEST_PLURAL,
                              constants.DATABASE_REQUEST_KIND)
+BACKUP_STORE_REQUESTS = Resource(constants.GROUP, constants.VERSION, constants.BACKUP_STORE_REQUEST_PLURAL,
+                                 constants.BACKUP_STORE_REQUEST_KIND)
+BACKUP_REQUESTS = Resource(constants.GROUP, constants.VERSION, constants.BACKUP_REQUEST_PLURAL,
+                           constants.BACKUP_REQUEST_KIND)
+BACKUP_SCHEDULE_REQUESTS = Resource(constants.GROUP, constants.VERSION, constants.BACKUP_SCHEDULE_REQUEST_PLURAL,
+                                    constants.BACKUP_SCHEDULE_REQUEST_KIND)
 
 
 def verdict_status(body: Mapping[str, Any], verdict: Verdict, *, keep_generation: bool = False,
