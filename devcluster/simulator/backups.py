@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -86,6 +87,14 @@ def recovery_window(stopped: Sequence[datetime]) -> Json:
 # ------------------------------------------------------------------------------------- catalogue
 
 
+@dataclass(frozen=True)
+class CataloguedBackup:
+    backup_id: str
+    database: str  # the database it copied
+    snapshot: str  # the copy, kept on the server
+    stopped_at: datetime
+
+
 class Catalogue:
     """The simulated object store's index, in the shared server."""
 
@@ -126,14 +135,14 @@ class Catalogue:
             "ON CONFLICT (namespace, backup_name) DO NOTHING",
             (namespace, store, server, name, bid, database, snapshot, stopped_at))
 
-    def backups(self, namespace: str, store: str, server: str) -> list[tuple[str, str, datetime]]:
-        """(backup_id, snapshot database, stopped_at) of the completed backups, oldest first."""
+    def backups(self, namespace: str, store: str, server: str) -> list[CataloguedBackup]:
+        """The completed backups of `server` in `store`, oldest first."""
         self._ensure()
         rows = self._ctx.pg.conn().execute(
-            "SELECT backup_id, snapshot, stopped_at FROM cnpg_simulator.backups "
+            "SELECT backup_id, database, snapshot, stopped_at FROM cnpg_simulator.backups "
             "WHERE namespace = %s AND store = %s AND server_name = %s ORDER BY stopped_at",
             (namespace, store, server)).fetchall()
-        return [(str(r[0]), str(r[1]), r[2]) for r in rows]
+        return [CataloguedBackup(str(r[0]), str(r[1]), str(r[2]), r[3]) for r in rows]
 
 
 # -------------------------------------------------------------------------------------- handlers
@@ -225,7 +234,7 @@ class BackupHandler:
         except psycopg.Error as exc:  # e.g. someone is connected to the database: retried with backoff
             log.warning("Backup %s/%s: copying %s: %s", namespace, name, database, pg_error_text(exc))
             return False
-        stopped = datetime.now(UTC)
+        stopped = datetime.now(UTC).replace(microsecond=0)  # as reported: status times have seconds only
         bid = backup_id(started)
         self.catalogue.record_backup(namespace, store=store_name, server=server, name=name, bid=bid,
                                      database=database, snapshot=snapshot, stopped_at=stopped)
@@ -295,7 +304,7 @@ class ArchivingHandler:
         ctx.kube.patch_status("clusters", cluster, {"conditions": upsert_condition(
             conditions, type_=CONTINUOUS_ARCHIVING, generation=generation, now=now_rfc3339(), **condition)})
         if store is not None:
-            stopped = [row[2] for row in self.catalogue.backups(namespace, store_name, server)]
+            stopped = [b.stopped_at for b in self.catalogue.backups(namespace, store_name, server)]
             window = dict((store.get("status") or {}).get("serverRecoveryWindow") or {})
             window[server] = recovery_window(stopped)
             _patch_object_store_status(ctx, store, {"serverRecoveryWindow": window})

@@ -7,8 +7,10 @@ failed, walArchivingFailing, "invalid backup definition". Only completed and fai
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
+from cnpg_mcp_api.models import RestoreFromSpec
 from cnpg_mcp_operator.readiness import Verdict
 
 Json = dict[str, Any]
@@ -111,3 +113,32 @@ def store_verdict(store: Mapping[str, Any] | None, cluster_name: str | None, clu
         return Verdict(True, "Applied", f"Cluster {cluster_name} archives WAL into ObjectStore {name}")
     return Verdict(False, "Blocked", f"CNPG reports WAL archiving of Cluster {cluster_name} failing: "
                                      f"{condition.get('message') or condition.get('reason') or 'no detail'}")
+
+
+def _parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def restore_refusal(restore: RestoreFromSpec, store: Mapping[str, Any] | None, namespace: str,
+                    now: datetime) -> Verdict | None:
+    """Why a restore cannot start (NotRecoverable), or None: the store must hold a completed backup of
+    the source's serverName, and a target time must lie between the first recoverability point and now."""
+    server = restore.server_name or restore.cluster
+    if store is None:
+        return Verdict(False, "NotRecoverable", f'ObjectStore "{restore.store}" not found in {namespace}')
+    window = recovery_window(store, server)
+    first = window.get("firstRecoverabilityPoint")
+    if not first:
+        return Verdict(False, "NotRecoverable", f'ObjectStore "{restore.store}" has no completed backup of '
+                                                f'server "{server}" yet')
+    target = restore.target.time if restore.target is not None else None
+    if target is None:
+        return None
+    when = _parse_time(target)
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)  # CNPG reads a timestamp without a zone as UTC
+    if when < _parse_time(first) or when > now:
+        return Verdict(False, "NotRecoverable",
+                       f"target time {target} is outside the recoverability window of server \"{server}\": "
+                       f"you can restore to any time between {first} and now")
+    return None

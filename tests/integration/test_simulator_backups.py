@@ -8,6 +8,7 @@ from typing import Any
 
 import psycopg
 
+from devcluster.simulator.recovery import restored_database_name
 from tests.integration.conftest import Intents, OperatorProcess
 from tests.integration.test_operator_backups import BACKUP_KIND, CNPG, STORE_KIND, get, store_spec
 from tests.integration.test_operator_roles import make_cluster, unique
@@ -65,3 +66,65 @@ def test_backup_without_archiving_fails_with_the_reason(operator: OperatorProces
     intents.create(BACKUP_KIND, namespace, "orphan", {"cluster": cluster})
     failed = intents.wait_reason(BACKUP_KIND, namespace, "orphan", "Failed")
     assert "no Barman Cloud WAL archiver" in failed["status"]["message"]
+
+
+def completed_backup(intents: Intents, k8s: Any, namespace: str, cluster: str, store: str,
+                     name: str) -> dict[str, Any]:
+    intents.create(BACKUP_KIND, namespace, name, {"cluster": cluster})
+    intents.wait_ready(BACKUP_KIND, namespace, name)
+    intents.wait_for(STORE_KIND, namespace, store,
+                     lambda o: bool((o.get("status") or {}).get("firstRecoverabilityPoint")), "window")
+    return get(k8s, CNPG, namespace, "backups", name) or {}
+
+
+def test_restore_to_a_time_inside_the_window_copies_the_data_of_then(
+        operator: OperatorProcess, cnpg_simulator: Any, k8s: Any, postgres: Any, namespace: str,
+        intents: Intents) -> None:
+    cluster, database, store = backed_up_cluster(intents, postgres, namespace)
+    backup = completed_backup(intents, k8s, namespace, cluster, store, "nightly")
+    target = backup["status"]["stoppedAt"]
+    time.sleep(1.1)
+    write_row(postgres, database, "after-target")
+
+    restored = f"{cluster}-restored"
+    started = time.time()
+    intents.create(CLUSTER_KIND, namespace, restored, {"instances": 1, "restoreFrom": {
+        "cluster": cluster, "store": store, "target": {"time": target}}})
+    intents.wait_ready(CLUSTER_KIND, namespace, restored)
+    print(f"restore intent → healthy Cluster in {time.time() - started:.1f}s")
+    live = get(k8s, CNPG, namespace, "clusters", restored) or {}
+    assert live["spec"]["bootstrap"] == {"recovery": {"source": cluster, "recoveryTarget": {"targetTime": target}}}
+    assert live["spec"]["externalClusters"] == [{"name": cluster, "plugin": {
+        "name": "barman-cloud.cloudnative-pg.io", "enabled": True, "isWALArchiver": False,
+        "parameters": {"barmanObjectName": store, "serverName": cluster}}}]
+    copy = restored_database_name(database, restored)
+    assert rows(postgres, copy) == {"before-backup"}  # written before the target: there; after: not
+    assert rows(postgres, database) == {"before-backup", "after-target"}  # the source is untouched
+
+    # The restored cluster archives under its own serverName (its name), never the source's.
+    own_store = f"{restored}-store"
+    intents.create(STORE_KIND, namespace, own_store, store_spec(restored))
+    archiving = intents.wait_ready(STORE_KIND, namespace, own_store)
+    assert archiving["status"]["serverName"] == restored
+    again = completed_backup(intents, k8s, namespace, restored, own_store, "of-restored")
+    assert again["status"]["serverName"] == restored
+
+
+def test_restore_outside_the_window_is_refused(operator: OperatorProcess, cnpg_simulator: Any, k8s: Any,
+                                               postgres: Any, namespace: str, intents: Intents) -> None:
+    cluster, _, store = backed_up_cluster(intents, postgres, namespace)
+    intents.create(CLUSTER_KIND, namespace, "too-early", {"instances": 1, "restoreFrom": {
+        "cluster": cluster, "store": store}})
+    early = intents.wait_reason(CLUSTER_KIND, namespace, "too-early", "NotRecoverable")
+    assert "has no completed backup" in early["status"]["message"]
+
+    completed_backup(intents, k8s, namespace, cluster, store, "only")
+    window = intents.get(STORE_KIND, namespace, store) or {}
+    first = window["status"]["firstRecoverabilityPoint"]
+    for name, target in (("before-window", "2020-01-01T00:00:00Z"), ("future", "2999-01-01T00:00:00Z")):
+        intents.create(CLUSTER_KIND, namespace, name, {"instances": 1, "restoreFrom": {
+            "cluster": cluster, "store": store, "target": {"time": target}}})
+        refused = intents.wait_reason(CLUSTER_KIND, namespace, name, "NotRecoverable")
+        assert f"you can restore to any time between {first} and now" in refused["status"]["message"]
+        assert get(k8s, CNPG, namespace, "clusters", name) is None
+        assert any(e.type == "Warning" and e.reason == "NotRecoverable" for e in intents.events_for(namespace, name))
