@@ -15,6 +15,7 @@ from devcluster.simulator.context import Context, Handler
 from devcluster.simulator.database_roles import DatabaseRoleHandler
 from devcluster.simulator.databases import DatabaseHandler
 from devcluster.simulator.pods import InstancePodHandler
+from devcluster.simulator.scheduled_backups import ScheduledBackupHandler
 from devcluster.simulator.secrets import SecretHandler
 
 HANDLER_TYPES: tuple[Callable[[Context], Handler], ...] = (
@@ -25,6 +26,7 @@ HANDLER_TYPES: tuple[Callable[[Context], Handler], ...] = (
     SecretHandler,  # password Secrets labelled cnpg.io/reload: re-enqueue the objects using them
     BackupHandler,  # Backup (plugin method): phases and a real copy of the Cluster's database
     ArchivingHandler,  # WAL archiving via the Barman Cloud plugin: ContinuousArchiving, recovery window
+    ScheduledBackupHandler,  # ScheduledBackup: Backups on its six-field cron schedule
 )
 
 

@@ -7,11 +7,12 @@ import time
 from typing import Any
 
 import psycopg
+from kubernetes import client
 
 from devcluster.simulator.recovery import restored_database_name
 from tests.integration.conftest import Intents, OperatorProcess
-from tests.integration.test_operator_backups import BACKUP_KIND, CNPG, STORE_KIND, get, store_spec
-from tests.integration.test_operator_roles import make_cluster, unique
+from tests.integration.test_operator_backups import BACKUP_KIND, CNPG, SCHEDULE_KIND, STORE_KIND, get, store_spec
+from tests.integration.test_operator_roles import make_cluster, unique, wait_until
 
 CLUSTER_KIND = "PgClusterRequest"
 
@@ -128,3 +129,30 @@ def test_restore_outside_the_window_is_refused(operator: OperatorProcess, cnpg_s
         assert f"you can restore to any time between {first} and now" in refused["status"]["message"]
         assert get(k8s, CNPG, namespace, "clusters", name) is None
         assert any(e.type == "Warning" and e.reason == "NotRecoverable" for e in intents.events_for(namespace, name))
+
+
+def test_schedule_takes_backups_on_time_until_suspended(operator: OperatorProcess, cnpg_simulator: Any, k8s: Any,
+                                                         postgres: Any, namespace: str, intents: Intents) -> None:
+    cluster, _, _ = backed_up_cluster(intents, postgres, namespace)
+    name = f"{cluster}-often"
+    intents.create(SCHEDULE_KIND, namespace, name, {"cluster": cluster, "schedule": "*/3 * * * * *",
+                                                    "immediate": True})
+    ready = intents.wait_ready(SCHEDULE_KIND, namespace, name)
+    assert ready["status"]["nextScheduleTime"]
+
+    def made() -> list[dict[str, Any]]:
+        listing = client.CustomObjectsApi(k8s).list_namespaced_custom_object(
+            *CNPG, namespace, "backups", label_selector=f"cnpg.io/scheduled-backup={name}")
+        return list(listing["items"])
+    wait_until(lambda: len([b for b in made() if (b.get("status") or {}).get("phase") == "completed"]) >= 2,
+               "two scheduled backups completed", timeout=30)
+    backups = made()
+    assert all(b["spec"]["method"] == "plugin" and "ownerReferences" not in b["metadata"] for b in backups)
+    assert any(b["metadata"]["labels"].get("cnpg.io/immediateBackup") == "true" for b in backups)
+
+    intents.patch_spec(SCHEDULE_KIND, namespace, name, {"suspend": True})
+    wait_until(lambda: "nextScheduleTime" not in ((intents.get(SCHEDULE_KIND, namespace, name) or {})
+                                                  .get("status") or {}), "suspended")
+    count = len(made())
+    time.sleep(4)
+    assert len(made()) == count  # nothing taken while suspended

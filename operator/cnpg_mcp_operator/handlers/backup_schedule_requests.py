@@ -28,7 +28,8 @@ OPTIONAL_KEYS = ("target", "online", "pluginConfiguration")
 
 def _mirrored(scheduled: Json | None) -> Json:
     status = (scheduled or {}).get("status") or {}
-    return {key: status[key] for key in ("lastScheduleTime", "nextScheduleTime") if status.get(key)}
+    # None removes a time CNPG no longer reports (a suspended schedule has no next run)
+    return {key: status.get(key) or None for key in ("lastScheduleTime", "nextScheduleTime")}
 
 
 async def reconcile(rt: Runtime, body: Json, views: CnpgViews) -> None:
