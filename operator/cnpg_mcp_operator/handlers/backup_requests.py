@@ -19,7 +19,13 @@ from cnpg_mcp_api.models import PgBackupRequestSpec
 from cnpg_mcp_operator.backup_readiness import backup_finished, backup_status_fields, backup_verdict
 from cnpg_mcp_operator.builders.backup import build_backup
 from cnpg_mcp_operator.drift import owned_by
-from cnpg_mcp_operator.handlers.common import BACKUP_REQUESTS, run_deletion, spec_problem, verdict_status
+from cnpg_mcp_operator.handlers.common import (
+    BACKUP_REQUESTS,
+    create_or_get,
+    finish_deletion,
+    spec_problem,
+    verdict_status,
+)
 from cnpg_mcp_operator.k8s import BACKUPS
 from cnpg_mcp_operator.readiness import Verdict
 from cnpg_mcp_operator.runtime import Runtime
@@ -81,8 +87,7 @@ async def _update(rt: Runtime, body: Json, views: CnpgViews, *, produce: bool) -
                 verdict = Verdict(False, "ClusterNotFound", f'Cluster "{spec.cluster}" not found in {namespace}')
                 await rt.status.write(BACKUP_REQUESTS, body, verdict_status(body, verdict))
                 return
-            backup = await rt.api.create(BACKUPS, namespace, build_backup(body)) or await rt.api.get(
-                BACKUPS, namespace, name)
+            backup = await create_or_get(rt, BACKUPS, namespace, build_backup(body))
         if backup is None:
             return  # created and deleted at once: the observer brings us back
         if not owned_by(backup, uid):
@@ -137,10 +142,4 @@ async def finalize(rt: Runtime, body: Json, views: CnpgViews) -> None:
     if timer is not None:
         timer.cancel()
 
-    async def step(_: Json) -> Verdict | None:
-        return None
-
-    async def done(_: Json) -> None:
-        return None
-
-    await run_deletion(rt, BACKUP_REQUESTS, body, step, done)
+    await finish_deletion(rt, BACKUP_REQUESTS, body)

@@ -15,7 +15,13 @@ from cnpg_mcp_api.models import PgBackupScheduleRequestSpec
 from cnpg_mcp_operator.backup_readiness import scheduled_backup_verdict
 from cnpg_mcp_operator.builders.backup import build_scheduled_backup
 from cnpg_mcp_operator.drift import merge_patch, owned_by
-from cnpg_mcp_operator.handlers.common import BACKUP_SCHEDULE_REQUESTS, run_deletion, spec_problem, verdict_status
+from cnpg_mcp_operator.handlers.common import (
+    BACKUP_SCHEDULE_REQUESTS,
+    create_or_get,
+    finish_deletion,
+    spec_problem,
+    verdict_status,
+)
 from cnpg_mcp_operator.k8s import SCHEDULED_BACKUPS
 from cnpg_mcp_operator.readiness import Verdict
 from cnpg_mcp_operator.runtime import Runtime
@@ -69,8 +75,7 @@ async def _update(rt: Runtime, body: Json, views: CnpgViews, *, produce: bool) -
             return
         desired = build_scheduled_backup(body)
         if scheduled is None:
-            scheduled = await rt.api.create(SCHEDULED_BACKUPS, namespace, desired) or await rt.api.get(
-                SCHEDULED_BACKUPS, namespace, name)
+            scheduled = await create_or_get(rt, SCHEDULED_BACKUPS, namespace, desired)
         if scheduled is not None and not owned_by(scheduled, body["metadata"]["uid"]):
             verdict = Verdict(False, "Conflict", f"ScheduledBackup {name} exists and does not belong to this request")
             await rt.status.write(BACKUP_SCHEDULE_REQUESTS, body, verdict_status(body, verdict))
@@ -87,10 +92,4 @@ async def _update(rt: Runtime, body: Json, views: CnpgViews, *, produce: bool) -
 
 async def finalize(rt: Runtime, body: Json, views: CnpgViews) -> None:
     """The ScheduledBackup is owned by the request: the garbage collector deletes it."""
-    async def step(_: Json) -> Verdict | None:
-        return None
-
-    async def done(_: Json) -> None:
-        return None
-
-    await run_deletion(rt, BACKUP_SCHEDULE_REQUESTS, body, step, done)
+    await finish_deletion(rt, BACKUP_SCHEDULE_REQUESTS, body)

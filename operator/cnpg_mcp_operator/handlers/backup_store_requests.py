@@ -28,7 +28,13 @@ from cnpg_mcp_operator.builders.backup import (
     server_name_of,
 )
 from cnpg_mcp_operator.drift import merge_patch, owned_by
-from cnpg_mcp_operator.handlers.common import BACKUP_STORE_REQUESTS, run_deletion, spec_problem, verdict_status
+from cnpg_mcp_operator.handlers.common import (
+    BACKUP_STORE_REQUESTS,
+    create_or_get,
+    run_deletion,
+    spec_problem,
+    verdict_status,
+)
 from cnpg_mcp_operator.k8s import CLUSTERS, OBJECT_STORES, retry_on_conflict
 from cnpg_mcp_operator.readiness import Verdict
 from cnpg_mcp_operator.runtime import Runtime
@@ -116,6 +122,8 @@ async def _update(rt: Runtime, body: Json, views: CnpgViews, *, produce: bool) -
         body = rt.status.freshest(body)
         if body["metadata"].get("deletionTimestamp"):
             return
+        if not produce and ready_reason(body) in ("Conflict", "Invalid"):
+            return  # a refusal stands until a reconcile (spec or Cluster change) decides again
         namespace, name, uid = body["metadata"]["namespace"], body["metadata"]["name"], body["metadata"]["uid"]
         invalid = spec_problem(PgBackupStoreRequestSpec, body)
         if invalid is not None:
@@ -125,8 +133,7 @@ async def _update(rt: Runtime, body: Json, views: CnpgViews, *, produce: bool) -
         store = views.object_store(namespace, name)
         desired = build_object_store(body)
         if store is None and produce:
-            store = await rt.api.create(OBJECT_STORES, namespace, desired) or await rt.api.get(
-                OBJECT_STORES, namespace, name)
+            store = await create_or_get(rt, OBJECT_STORES, namespace, desired)
         if store is not None and not owned_by(store, uid):
             verdict = Verdict(False, "Conflict", f"ObjectStore {name} exists and does not belong to this request")
             await rt.status.write(BACKUP_STORE_REQUESTS, body, verdict_status(body, verdict))
