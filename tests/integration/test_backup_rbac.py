@@ -10,7 +10,7 @@ from kubernetes import client
 
 from devcluster.controlplane import ControlPlane
 from tests.integration.conftest import Intents, OperatorProcess
-from tests.integration.test_deploy_rbac import NAMESPACE, PEERING, deployed, token_kubeconfig
+from tests.integration.test_deploy_rbac import NAMESPACE, PEERING, deployed, rbac_denials, token_kubeconfig
 from tests.integration.test_operator_backups import (
     BACKUP_KIND,
     CNPG,
@@ -92,7 +92,7 @@ def test_backup_flows_as_the_operator_service_account(deployed: str, control_pla
             intents.delete(kind, namespace, obj)
             intents.wait_gone(kind, namespace, obj)
         log = least.log_since_start()
-        assert "Forbidden" not in log and "forbidden" not in log, log[-3000:]
+        assert not rbac_denials(log), log[-3000:]
     finally:
         least.stop()
         operator.start()

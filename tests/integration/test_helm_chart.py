@@ -19,7 +19,7 @@ from devcluster.controlplane import BUILD_SCRIPT, ControlPlane
 from devcluster.postgres import PostgresServer
 from tests.integration.conftest import Intents, OperatorProcess
 from tests.integration.gateway_helpers import gateway_server, ok, secret_password, unique
-from tests.integration.test_deploy_rbac import NAMESPACE, PEERING, kubectl, token_kubeconfig
+from tests.integration.test_deploy_rbac import NAMESPACE, PEERING, kubectl, rbac_denials, token_kubeconfig
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "deploy" / "helm" / "cnpg-mcp"
@@ -197,7 +197,7 @@ async def test_operator_and_gateway_work_as_the_charts_service_accounts(
             ok(await mcp.call_tool("get_cluster_status", {"name": "helm-db", "namespace": namespace,
                                                           "detail_level": "detailed", "format": "json"}))
         log = least.log_since_start()
-        assert "Forbidden" not in log and "forbidden" not in log
+        assert not rbac_denials(log)
     finally:
         least.stop()
         operator.start()
