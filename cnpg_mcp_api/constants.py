@@ -14,6 +14,12 @@ DATABASE_REQUEST_KIND: Final = "PgDatabaseRequest"
 CLUSTER_REQUEST_PLURAL: Final = "pgclusterrequests"
 ROLE_REQUEST_PLURAL: Final = "pgrolerequests"
 DATABASE_REQUEST_PLURAL: Final = "pgdatabaserequests"
+BACKUP_STORE_REQUEST_KIND: Final = "PgBackupStoreRequest"
+BACKUP_REQUEST_KIND: Final = "PgBackupRequest"
+BACKUP_SCHEDULE_REQUEST_KIND: Final = "PgBackupScheduleRequest"
+BACKUP_STORE_REQUEST_PLURAL: Final = "pgbackupstorerequests"
+BACKUP_REQUEST_PLURAL: Final = "pgbackuprequests"
+BACKUP_SCHEDULE_REQUEST_PLURAL: Final = "pgbackupschedulerequests"
 
 CNPG_GROUP: Final = "postgresql.cnpg.io"
 CNPG_VERSION: Final = "v1"
@@ -23,6 +29,15 @@ CNPG_DATABASES: Final = "databases"
 CNPG_DATABASE_ROLES: Final = "databaseroles"
 CNPG_HEALTHY_PHASE: Final = "Cluster in healthy state"
 CNPG_IMAGE_REPOSITORY: Final = "ghcr.io/cloudnative-pg/postgresql"
+CNPG_BACKUPS: Final = "backups"
+CNPG_SCHEDULED_BACKUPS: Final = "scheduledbackups"
+
+# The Barman Cloud plugin (CNPG-I): backups and WAL archiving the CNPG 1.30 way.
+BARMAN_GROUP: Final = "barmancloud.cnpg.io"
+BARMAN_VERSION: Final = "v1"
+BARMAN_API_VERSION: Final = f"{BARMAN_GROUP}/{BARMAN_VERSION}"
+BARMAN_OBJECT_STORES: Final = "objectstores"
+BARMAN_PLUGIN_NAME: Final = "barman-cloud.cloudnative-pg.io"
 
 # Kopf's finalizer and its progress/diff-base annotations live under our own domain.
 FINALIZER: Final = f"{GROUP}/finalizer"

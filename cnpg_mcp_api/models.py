@@ -103,12 +103,56 @@ def _without_schema_default(schema: dict[str, Any]) -> None:
     schema.pop("default", None)
 
 
+K8S_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+K8sName = Annotated[str, Field(pattern=K8S_NAME_PATTERN, min_length=1, max_length=253)]
+_EXCLUSIVE_TARGETS = ("time", "lsn", "name", "xid", "immediate")
+_ONE_TARGET_RULE = " + ".join(f"(has(self.{t}) ? 1 : 0)" for t in _EXCLUSIVE_TARGETS) + " <= 1"
+_BACKUP_ID_RULE = "!(has(self.name) || has(self.xid) || (has(self.immediate) && self.immediate)) || has(self.backupID)"
+
+
+class RecoveryTargetSpec(CamelModel):
+    """Where recovery stops (CNPG recoveryTarget); none = replay all archived WAL (the latest state)."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
+        {"rule": _ONE_TARGET_RULE, "message": "set at most one of time, lsn, name, xid, immediate"},
+        {"rule": _BACKUP_ID_RULE, "message": "name, xid and immediate targets need backupID (CNPG picks the "
+                                             "backup by itself only for time and lsn)"},
+    ]})
+
+    time: str | None = Field(default=None, json_schema_extra={"format": "date-time"},
+                             description="Recover up to this moment (RFC 3339); must be inside the store's "
+                                         "recoverability window.")
+    lsn: str | None = Field(default=None, pattern=r"^[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}$",
+                            description="Recover up to this WAL position, e.g. 0/3000060.")
+    name: str | None = Field(default=None, min_length=1, description="A restore point created with "
+                                                                      "pg_create_restore_point.")
+    xid: str | None = Field(default=None, pattern=r"^[0-9]+$", description="Recover up to this transaction id.")
+    immediate: bool | None = Field(default=None, description="Stop as soon as the backup is consistent.")
+    backup_id: str | None = Field(default=None, alias="backupID", min_length=1,
+                                  description="The backup to start from (its status.backupId).")
+    exclusive: bool | None = Field(default=None, description="Stop just before the target instead of after it.")
+
+
+class RestoreFromSpec(CamelModel):
+    """Create the Cluster from another cluster's backups (never in place: always a new Cluster)."""
+
+    cluster: str = Field(pattern=CLUSTER_NAME_PATTERN, min_length=1, max_length=50,
+                         description="The cluster whose backups are restored (it may no longer exist).")
+    store: K8sName = Field(description="The Barman Cloud ObjectStore holding those backups (the name of the "
+                                       "PgBackupStoreRequest that archived the source).")
+    server_name: str | None = Field(default=None, pattern=CLUSTER_NAME_PATTERN, max_length=63,
+                                    description="The source's serverName in the store (default: cluster).")
+    target: RecoveryTargetSpec | None = Field(default=None, description="Point in time; default the latest.")
+
+
 class PgClusterRequestSpec(CamelModel):
     """A desired CloudNativePG Cluster; the Cluster gets the request's name."""
 
     model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
         {"rule": "!(has(self.postgresVersion) && has(self.imageName))",
          "message": "set either postgresVersion or imageName, not both"},
+        {"rule": "!(has(self.restoreFrom) && has(self.adoptExisting) && self.adoptExisting)",
+         "message": "restoreFrom creates a new Cluster; it cannot adopt an existing one"},
     ]})
 
     instances: int = Field(default=3, ge=1, le=10, json_schema_extra=_without_schema_default,
@@ -138,6 +182,11 @@ class PgClusterRequestSpec(CamelModel):
         default=False,
         description="Take over an existing Cluster of the same name that no request manages (never recreates it); "
                     "only the fields set explicitly in this spec are changed on it.",
+    )
+    restore_from: RestoreFromSpec | None = Field(
+        default=None, json_schema_extra=_immutable("spec.restoreFrom"),
+        description="Bootstrap the new Cluster from another cluster's backups (point-in-time recovery) instead "
+                    "of an empty database; immutable.",
     )
 
 
@@ -279,6 +328,186 @@ class PgDatabaseRequestStatus(IntentStatus):
     applied: bool | None = Field(default=None, description="CNPG reports the database applied.")
 
 
+# --------------------------------------------------------------------------- backups (Barman Cloud plugin)
+
+# Six fields, seconds first (robfig/cron, as CNPG's ScheduledBackup reads it); cnpg_mcp_api.cron checks ranges.
+SIX_FIELD_CRON_PATTERN = r"^\s*\S+(\s+\S+){5}\s*$"
+RETENTION_PATTERN = r"^[1-9][0-9]*[dwm]$"
+
+
+class SecretKeyRef(CamelModel):
+    """A key of a Secret in the same namespace (the value never appears in an intent)."""
+
+    name: K8sName
+    key: str = Field(min_length=1, max_length=253)
+
+
+class S3Credentials(CamelModel):
+    """S3 credentials: keys of one Secret, or the pod's IAM role."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
+        {"rule": "has(self.secretName) != (has(self.inheritFromIAMRole) && self.inheritFromIAMRole)",
+         "message": "set either secretName or inheritFromIAMRole: true"},
+    ]})
+
+    secret_name: K8sName | None = Field(default=None, description="Secret holding the keys below.")
+    access_key_id_key: str = Field(default="ACCESS_KEY_ID", min_length=1)
+    secret_access_key_key: str = Field(default="ACCESS_SECRET_KEY", min_length=1)
+    region_key: str | None = Field(default=None, min_length=1)
+    session_token_key: str | None = Field(default=None, min_length=1)
+    inherit_from_iam_role: bool | None = Field(default=None, alias="inheritFromIAMRole")
+
+
+class AzureCredentials(CamelModel):
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
+        {"rule": "(has(self.secretName) ? 1 : 0) + ((has(self.inheritFromAzureAD) && self.inheritFromAzureAD) ? 1 : 0)"
+                 " + ((has(self.useDefaultAzureCredentials) && self.useDefaultAzureCredentials) ? 1 : 0) == 1",
+         "message": "set exactly one of secretName, inheritFromAzureAD: true, useDefaultAzureCredentials: true"},
+        {"rule": "!has(self.secretName) || has(self.connectionStringKey) || has(self.storageAccountKey)",
+         "message": "with secretName, name the key of the connection string or of the storage account"},
+    ]})
+
+    secret_name: K8sName | None = None
+    connection_string_key: str | None = Field(default=None, min_length=1)
+    storage_account_key: str | None = Field(default=None, min_length=1)
+    storage_key_key: str | None = Field(default=None, min_length=1)
+    storage_sas_token_key: str | None = Field(default=None, min_length=1)
+    inherit_from_azure_ad: bool | None = Field(default=None, alias="inheritFromAzureAD")
+    use_default_azure_credentials: bool | None = None
+
+
+class GoogleCredentials(CamelModel):
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
+        {"rule": "has(self.secretName) != (has(self.gkeEnvironment) && self.gkeEnvironment)",
+         "message": "set either secretName or gkeEnvironment: true"},
+    ]})
+
+    secret_name: K8sName | None = None
+    application_credentials_key: str = Field(default="credentials.json", min_length=1)
+    gke_environment: bool | None = None
+
+
+class WalSettings(CamelModel):
+    compression: Literal["bzip2", "gzip", "lz4", "snappy", "xz", "zstd"] | None = None
+    max_parallel: int | None = Field(default=None, ge=1, le=64)
+
+
+class DataSettings(CamelModel):
+    compression: Literal["bzip2", "gzip", "lz4", "snappy"] | None = None
+    jobs: int | None = Field(default=None, ge=1, le=64)
+
+
+_ONE_CREDENTIALS_RULE = " + ".join(
+    f"(has(self.{c}) ? 1 : 0)" for c in ("s3Credentials", "azureCredentials", "googleCredentials")) + " == 1"
+
+
+class PgBackupStoreRequestSpec(CamelModel):
+    """A Barman Cloud object store (an ObjectStore named like the request) and, with `cluster`, that
+    Cluster's continuous WAL archiving into it (the base of every backup and of point-in-time recovery)."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
+        {"rule": _ONE_CREDENTIALS_RULE,
+         "message": "set exactly one of s3Credentials, azureCredentials, googleCredentials"},
+        {"rule": "!has(self.serverName) || has(self.cluster)", "message": "serverName needs cluster"},
+    ]})
+
+    destination_path: str = Field(pattern=r"^(s3|gs|https?)://\S+$", max_length=1024,
+                                  description="Where backups and WAL go, e.g. s3://bucket/path.")
+    endpoint_url: str | None = Field(default=None, alias="endpointURL", pattern=r"^https?://\S+$",
+                                     description="Object store endpoint (MinIO, ...); default the provider's.")
+    endpoint_ca: SecretKeyRef | None = Field(default=None, description="CA bundle of the endpoint.")
+    s3_credentials: S3Credentials | None = None
+    azure_credentials: AzureCredentials | None = None
+    google_credentials: GoogleCredentials | None = None
+    wal: WalSettings | None = None
+    data: DataSettings | None = None
+    retention_policy: str | None = Field(default=None, pattern=RETENTION_PATTERN,
+                                         description="Keep backups and WAL this long, e.g. 30d, 4w, 6m.")
+    cluster: ClusterName | None = Field(default=None,
+                                        description="Archive this Cluster's WAL here (turns on the Barman Cloud "
+                                                    "plugin as the Cluster's WAL archiver); immutable.")
+    server_name: str | None = Field(default=None, pattern=CLUSTER_NAME_PATTERN, max_length=63,
+                                    json_schema_extra=_immutable("spec.serverName"),
+                                    description="Folder of this Cluster in the store (default: the cluster name); "
+                                                "a restored cluster must use a new one.")
+
+
+class PgBackupStoreRequestStatus(IntentStatus):
+    object_store: str | None = Field(default=None, description="Name of the Barman Cloud ObjectStore.")
+    cluster: str | None = Field(default=None, description="The Cluster archiving into it.")
+    server_name: str | None = None
+    archiving: bool | None = Field(default=None, description="The Cluster's WAL archiver is this store.")
+    first_recoverability_point: str | None = Field(default=None, description="Earliest time a restore can reach.")
+    last_successful_backup_time: str | None = None
+    last_failed_backup_time: str | None = None
+
+
+_ONLINE_RULE = "!has(self.online) || self.method == 'volumeSnapshot'"
+_ONLINE_MESSAGE = "online applies to volumeSnapshot backups only"
+
+
+BackupMethod = Literal["plugin", "volumeSnapshot"]
+BACKUP_METHOD_DESCRIPTION = ("plugin (default: Barman Cloud, needs a PgBackupStoreRequest for the cluster) or "
+                             "volumeSnapshot.")
+
+
+class PgBackupRequestSpec(CamelModel):
+    """One backup now (a CNPG Backup named like the request); immutable, like the Backup itself."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
+        {"rule": _ONLINE_RULE, "message": _ONLINE_MESSAGE},
+        {"rule": "self == oldSelf", "message": "a backup request is immutable; create a new one"},
+    ]})
+
+    cluster: ClusterName
+    method: BackupMethod = Field(default="plugin", description=BACKUP_METHOD_DESCRIPTION)
+    target: Literal["primary", "prefer-standby"] | None = Field(
+        default=None, description="Which instance to back up (default: the Cluster's, i.e. prefer-standby).")
+    online: bool | None = Field(default=None, description="volumeSnapshot only: hot (true) or cold backup.")
+    ttl_seconds_after_finished: int = Field(
+        default=604800, ge=0,
+        description="Delete this request that long after the backup finished (default 7 days); the Backup and "
+                    "its data stay.")
+
+
+class PgBackupRequestStatus(IntentStatus):
+    backup: str | None = Field(default=None, description="Name of the CNPG Backup.")
+    backup_uid: str | None = Field(default=None, alias="backupUID", description="UID of the Backup produced.")
+    phase: str | None = Field(default=None, description="CNPG's Backup phase.")
+    backup_id: str | None = Field(default=None, alias="backupID", description="The Backup's backupId.")
+    started_at: str | None = None
+    stopped_at: str | None = None
+    error: str | None = None
+    finished_at: str | None = Field(default=None, description="When the backup was seen finished (TTL start).")
+
+
+class PgBackupScheduleRequestSpec(CamelModel):
+    """Backups on a schedule (a CNPG ScheduledBackup named like the request)."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
+        {"rule": _ONLINE_RULE, "message": _ONLINE_MESSAGE},
+    ]})
+
+    cluster: ClusterName
+    schedule: str = Field(pattern=SIX_FIELD_CRON_PATTERN, max_length=256,
+                          description="Six-field cron, seconds first: '0 0 2 * * *' = 02:00:00 every day (UTC).")
+    suspend: bool = Field(default=False, description="Pause the schedule.")
+    immediate: bool = Field(default=False, description="Also take one backup as soon as the schedule is created.")
+    method: BackupMethod = Field(default="plugin", description=BACKUP_METHOD_DESCRIPTION)
+    target: Literal["primary", "prefer-standby"] | None = None
+    online: bool | None = Field(default=None, description="volumeSnapshot only.")
+    backup_owner_reference: Literal["none", "self", "cluster"] = Field(
+        default="none",
+        description="Who owns the Backups it creates: none (default: they outlive the schedule), self (the "
+                    "ScheduledBackup), cluster.")
+
+
+class PgBackupScheduleRequestStatus(IntentStatus):
+    scheduled_backup: str | None = Field(default=None, description="Name of the CNPG ScheduledBackup.")
+    last_schedule_time: str | None = None
+    next_schedule_time: str | None = None
+
+
 # --------------------------------------------------------------------------- kinds
 
 
@@ -338,7 +567,32 @@ DATABASE_REQUEST = IntentKind(
              {"name": "Database", "type": "string", "jsonPath": ".spec.name"},
              {"name": "Owner", "type": "string", "jsonPath": ".spec.owner"}, *_COMMON_COLUMNS],
 )
-KINDS = (CLUSTER_REQUEST, ROLE_REQUEST, DATABASE_REQUEST)
+_CLUSTER_COLUMN = {"name": "Cluster", "type": "string", "jsonPath": ".spec.cluster"}
+BACKUP_STORE_REQUEST = IntentKind(
+    kind=constants.BACKUP_STORE_REQUEST_KIND, plural=constants.BACKUP_STORE_REQUEST_PLURAL, short_names=["pgbsr"],
+    spec=PgBackupStoreRequestSpec, status=PgBackupStoreRequestStatus,
+    description="A Barman Cloud object store (ObjectStore) and a Cluster's WAL archiving into it.",
+    columns=[_CLUSTER_COLUMN, {"name": "Destination", "type": "string", "jsonPath": ".spec.destinationPath"},
+             {"name": "Recoverable-Since", "type": "string", "jsonPath": ".status.firstRecoverabilityPoint"},
+             _READY, _REASON, _AGE, _MESSAGE],
+)
+BACKUP_REQUEST = IntentKind(
+    kind=constants.BACKUP_REQUEST_KIND, plural=constants.BACKUP_REQUEST_PLURAL, short_names=["pgbr"],
+    spec=PgBackupRequestSpec, status=PgBackupRequestStatus,
+    description="One backup of a CloudNativePG cluster (a CNPG Backup), reconciled by cnpg-mcp.",
+    columns=[_CLUSTER_COLUMN, {"name": "Method", "type": "string", "jsonPath": ".spec.method"},
+             {"name": "Phase", "type": "string", "jsonPath": ".status.phase"}, _READY, _REASON, _AGE, _MESSAGE],
+)
+BACKUP_SCHEDULE_REQUEST = IntentKind(
+    kind=constants.BACKUP_SCHEDULE_REQUEST_KIND, plural=constants.BACKUP_SCHEDULE_REQUEST_PLURAL,
+    short_names=["pgbsch"], spec=PgBackupScheduleRequestSpec, status=PgBackupScheduleRequestStatus,
+    description="Scheduled backups of a CloudNativePG cluster (a CNPG ScheduledBackup), reconciled by cnpg-mcp.",
+    columns=[_CLUSTER_COLUMN, {"name": "Schedule", "type": "string", "jsonPath": ".spec.schedule"},
+             {"name": "Next", "type": "string", "jsonPath": ".status.nextScheduleTime"},
+             _READY, _REASON, _AGE, _MESSAGE],
+)
+KINDS = (CLUSTER_REQUEST, ROLE_REQUEST, DATABASE_REQUEST, BACKUP_STORE_REQUEST, BACKUP_REQUEST,
+         BACKUP_SCHEDULE_REQUEST)
 
 
 def manifest(kind: IntentKind, name: str, spec: CamelModel, *, namespace: str | None = None,

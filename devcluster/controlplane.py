@@ -40,6 +40,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 BUILD_SCRIPT = Path(__file__).resolve().parent / "build-binaries.sh"
 CNPG_MODULE = "github.com/cloudnative-pg/cloudnative-pg"
 CNPG_VERSION = os.environ.get("CNPG_MCP_CNPG_VERSION", "v1.30.0")
+# The Barman Cloud plugin's ObjectStore CRD (backups the CNPG 1.30 way), pinned like CNPG's.
+BARMAN_PLUGIN_MODULE = "github.com/cloudnative-pg/plugin-barman-cloud"
+BARMAN_PLUGIN_VERSION = os.environ.get("CNPG_MCP_BARMAN_PLUGIN_VERSION", "v0.14.0")
 START_TIMEOUT = float(os.environ.get("CNPG_MCP_START_TIMEOUT", "90"))
 # Room for 5,000 CNPG clusters of 3 Services each (65,534 addresses). Only the apiserver allocates
 # ClusterIPs here: kube-controller-manager runs no controller that reads this range.
@@ -179,22 +182,36 @@ def build_cnpg_manager(version: str = CNPG_VERSION) -> Path:
 
 
 @functools.cache
-def cnpg_module_dir(version: str = CNPG_VERSION) -> Path:
-    """The CloudNativePG Go module's source, downloaded through the module proxy (once per process)."""
+def module_dir(module: str, version: str) -> Path:
+    """A Go module's source, downloaded through the module proxy (once per process)."""
     result = subprocess.run(
-        ["go", "mod", "download", "-json", f"{CNPG_MODULE}@{version}"],
+        ["go", "mod", "download", "-json", f"{module}@{version}"],
         capture_output=True, text=True, check=False, cwd=REPO_ROOT / "devcluster",
         env={**os.environ, "GOFLAGS": "-mod=mod"},
     )
     if result.returncode != 0:
-        raise ControlPlaneError(f"go mod download {CNPG_MODULE}@{version} failed: {result.stderr.strip()}")
+        raise ControlPlaneError(f"go mod download {module}@{version} failed: {result.stderr.strip()}")
     return Path(json.loads(result.stdout)["Dir"])
+
+
+def cnpg_module_dir(version: str = CNPG_VERSION) -> Path:
+    """The CloudNativePG Go module's source."""
+    return module_dir(CNPG_MODULE, version)
 
 
 def cnpg_crd_files(version: str = CNPG_VERSION) -> list[Path]:
     """CloudNativePG's CRDs from its Go module (config/crd/bases)."""
-    bases = cnpg_module_dir(version) / "config" / "crd" / "bases"
-    files = sorted(bases.glob("postgresql.cnpg.io_*.yaml"))
+    return _module_crd_files(CNPG_MODULE, version, "postgresql.cnpg.io_*.yaml")
+
+
+def barman_plugin_crd_files(version: str = BARMAN_PLUGIN_VERSION) -> list[Path]:
+    """The Barman Cloud plugin's CRDs (ObjectStore) from its Go module, like CNPG's."""
+    return _module_crd_files(BARMAN_PLUGIN_MODULE, version, "barmancloud.cnpg.io_*.yaml")
+
+
+def _module_crd_files(module: str, version: str, pattern: str) -> list[Path]:
+    bases = module_dir(module, version) / "config" / "crd" / "bases"
+    files = sorted(bases.glob(pattern))
     if not files:
         raise ControlPlaneError(f"no CRDs found in {bases}")
     return files
@@ -467,7 +484,7 @@ def start(state_dir: Path, *, detach: bool = False, extra_crd_files: Sequence[Pa
     state_dir = state_dir.resolve()
     state_dir.mkdir(parents=True, exist_ok=True)
     binaries = locate_binaries()
-    crds = load_crds([*cnpg_crd_files(), *project_crd_files(), *extra_crd_files])
+    crds = load_crds([*cnpg_crd_files(), *barman_plugin_crd_files(), *project_crd_files(), *extra_crd_files])
     pki = create_pki(state_dir / "pki")
     (state_dir / "tokens.csv").write_text(f'{pki.admin_token},admin,admin,"system:masters"\n')
     (state_dir / "tokens.csv").chmod(0o600)

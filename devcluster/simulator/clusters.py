@@ -318,6 +318,10 @@ class ClusterHandler:
         secret_name = app_secret_name(cluster)
         target = bootstrap_database(cluster)
         if target is None:
+            if "recovery" in ((cluster.get("spec") or {}).get("bootstrap") or {}):
+                from devcluster.simulator.recovery import restore_cluster  # noqa: PLC0415 (it imports this module)
+
+                return restore_cluster(self._ctx, cluster), None, secret_name
             return None, None, secret_name
         database, owner = target
         default_secret = secret_name == f"{cluster['metadata']['name']}-app"

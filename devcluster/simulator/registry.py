@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from devcluster.simulator.backups import ArchivingHandler, BackupHandler
 from devcluster.simulator.clusters import ClusterHandler
 from devcluster.simulator.context import Context, Handler
 from devcluster.simulator.database_roles import DatabaseRoleHandler
 from devcluster.simulator.databases import DatabaseHandler
 from devcluster.simulator.pods import InstancePodHandler
+from devcluster.simulator.scheduled_backups import ScheduledBackupHandler
 from devcluster.simulator.secrets import SecretHandler
 
 HANDLER_TYPES: tuple[Callable[[Context], Handler], ...] = (
@@ -22,6 +24,9 @@ HANDLER_TYPES: tuple[Callable[[Context], Handler], ...] = (
     DatabaseHandler,  # Database: one database, schemas, extensions, finalizer, reclaim policy
     InstancePodHandler,  # the kubelet's part for the instance Pods: Running status, final deletion
     SecretHandler,  # password Secrets labelled cnpg.io/reload: re-enqueue the objects using them
+    BackupHandler,  # Backup (plugin method): phases and a real copy of the Cluster's database
+    ArchivingHandler,  # WAL archiving via the Barman Cloud plugin: ContinuousArchiving, recovery window
+    ScheduledBackupHandler,  # ScheduledBackup: Backups on its six-field cron schedule
 )
 
 

@@ -60,6 +60,11 @@ SECRETS = Resource("", "v1", "secrets", "Secret")
 CLUSTERS = Resource(constants.CNPG_GROUP, constants.CNPG_VERSION, constants.CNPG_CLUSTERS, "Cluster")
 DATABASES = Resource(constants.CNPG_GROUP, constants.CNPG_VERSION, constants.CNPG_DATABASES, "Database")
 DATABASE_ROLES = Resource(constants.CNPG_GROUP, constants.CNPG_VERSION, constants.CNPG_DATABASE_ROLES, "DatabaseRole")
+BACKUPS = Resource(constants.CNPG_GROUP, constants.CNPG_VERSION, constants.CNPG_BACKUPS, "Backup")
+SCHEDULED_BACKUPS = Resource(constants.CNPG_GROUP, constants.CNPG_VERSION, constants.CNPG_SCHEDULED_BACKUPS,
+                             "ScheduledBackup")
+OBJECT_STORES = Resource(constants.BARMAN_GROUP, constants.BARMAN_VERSION, constants.BARMAN_OBJECT_STORES,
+                         "ObjectStore")
 
 
 class ApiError(Exception):

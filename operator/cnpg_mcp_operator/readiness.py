@@ -23,7 +23,7 @@ FAILED_PHASES = frozenset({
 })
 # The status fields this module and the handlers read; the indexes keep only these (views.project).
 CLUSTER_STATUS_READ = ("phase", "phaseReason", "instances", "readyInstances", "currentPrimary",
-                       "managedRolesStatus")
+                       "managedRolesStatus", "conditions")  # conditions: ContinuousArchiving (backups)
 APPLIED_STATUS_READ = ("applied", "message", "observedGeneration")  # Database, DatabaseRole
 
 

@@ -77,6 +77,9 @@ class CnpgViews:
     databases: Mapping[Any, Iterable[Json]]
     # PgRoleRequests keyed by (namespace, cluster): which roles a namespace's own requests produced.
     role_requests: Mapping[Any, Iterable[Json]] | None = None
+    backups: Mapping[Any, Iterable[Json]] | None = None
+    scheduled_backups: Mapping[Any, Iterable[Json]] | None = None
+    object_stores: Mapping[Any, Iterable[Json]] | None = None
 
     def cluster(self, namespace: str, name: str) -> Json | None:
         return first(self.clusters, (namespace, name))
@@ -86,6 +89,15 @@ class CnpgViews:
 
     def database(self, namespace: str, name: str) -> Json | None:
         return first(self.databases, (namespace, name))
+
+    def backup(self, namespace: str, name: str) -> Json | None:
+        return first(self.backups, (namespace, name))
+
+    def scheduled_backup(self, namespace: str, name: str) -> Json | None:
+        return first(self.scheduled_backups, (namespace, name))
+
+    def object_store(self, namespace: str, name: str) -> Json | None:
+        return first(self.object_stores, (namespace, name))
 
     def requested_roles(self, namespace: str, cluster: str, *, ready: bool) -> set[str]:
         """Role names of the live PgRoleRequests of `namespace` for `cluster`: the Ready ones, or the
@@ -105,4 +117,6 @@ class CnpgViews:
     def from_kwargs(cls, kwargs: Mapping[str, Any]) -> CnpgViews:
         """Built from a Kopf handler's kwargs (Kopf passes each index under its function's name)."""
         return cls(clusters=kwargs["cnpg_clusters"], database_roles=kwargs.get("cnpg_database_roles"),
-                   databases=kwargs["cnpg_databases"], role_requests=kwargs.get("role_requests_by_cluster"))
+                   databases=kwargs["cnpg_databases"], role_requests=kwargs.get("role_requests_by_cluster"),
+                   backups=kwargs.get("cnpg_backups"), scheduled_backups=kwargs.get("cnpg_scheduled_backups"),
+                   object_stores=kwargs.get("cnpg_object_stores"))

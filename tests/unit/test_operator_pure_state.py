@@ -247,6 +247,9 @@ def test_the_served_kinds_keep_the_index_names_the_observers_read() -> None:
         ("cluster_requests", "cluster_requests"),
         ("role_requests", "role_requests_by_cluster"),
         ("database_requests", "database_requests_by_cluster"),
+        ("backup_store_requests", "backup_store_requests_by_cluster"),
+        ("backup_requests", "backup_requests_by_cluster"),
+        ("backup_schedule_requests", "backup_schedule_requests_by_cluster"),
     ]
 
 

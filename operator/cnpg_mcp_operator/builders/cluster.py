@@ -7,6 +7,7 @@ from typing import Any
 
 from cnpg_mcp_api import constants
 from cnpg_mcp_api.models import DEFAULT_POSTGRES_VERSION, PgClusterRequestSpec
+from cnpg_mcp_operator.builders.backup import recovery_bootstrap
 from cnpg_mcp_operator.builders.common import Json, produced_labels
 
 
@@ -28,7 +29,10 @@ def build_cluster(body: Mapping[str, Any]) -> Json:
     }
     if spec.resources is not None:
         cluster_spec["resources"] = spec.resources.to_wire()
-    if spec.bootstrap is not None:
+    restored = recovery_bootstrap(spec)
+    if restored is not None:
+        cluster_spec["bootstrap"], cluster_spec["externalClusters"] = restored
+    elif spec.bootstrap is not None:
         cluster_spec["bootstrap"] = {"initdb": spec.bootstrap.to_wire()}
     return {
         "apiVersion": constants.CNPG_API_VERSION,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import kopf
@@ -20,6 +21,7 @@ import kopf
 from cnpg_mcp_api import constants
 from cnpg_mcp_api.conditions import ready_reason
 from cnpg_mcp_api.models import RECREATE_ANNOTATION, PgClusterRequestSpec
+from cnpg_mcp_operator.backup_readiness import restore_refusal
 from cnpg_mcp_operator.builders.cluster import build_cluster, build_cluster_patch, desired_instances
 from cnpg_mcp_operator.handlers.common import CLUSTER_REQUESTS, spec_problem, verdict_status
 from cnpg_mcp_operator.k8s import CLUSTERS
@@ -90,6 +92,13 @@ async def reconcile(rt: Runtime, body: Json, views: CnpgViews) -> None:
             await rt.status.write(CLUSTER_REQUESTS, body, verdict_status(
                 body, _deleted_verdict(name, produced_uid), **_extra(name, None)))
             return
+        restore = PgClusterRequestSpec.model_validate(body.get("spec") or {}).restore_from
+        if cluster is None and restore is not None and not produced_uid:
+            store = views.object_store(namespace, restore.store)
+            refusal = restore_refusal(restore, store, namespace, datetime.now(UTC))
+            if refusal is not None:
+                await rt.status.write(CLUSTER_REQUESTS, body, verdict_status(body, refusal))
+                return
         if cluster is None:
             cluster = await rt.api.create(CLUSTERS, namespace, build_cluster(body))
             if cluster is not None:
@@ -126,7 +135,7 @@ async def refresh_status(rt: Runtime, body: Json, views: CnpgViews) -> None:
     async with rt.locks(intent_key(body)):
         body = rt.status.freshest(body)
         if body["metadata"].get("deletionTimestamp") or ready_reason(body) in (
-                None, "Conflict", "Invalid", "ClusterDeleted"):
+                None, "Conflict", "Invalid", "ClusterDeleted", "NotRecoverable"):
             return
         namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
         cluster = views.cluster(namespace, name)
@@ -140,7 +149,7 @@ async def refresh_status(rt: Runtime, body: Json, views: CnpgViews) -> None:
 def needs_reconcile(_: Runtime, body: Json, views: CnpgViews) -> bool:
     """After a Cluster event: was our Cluster deleted (report it) or changed under us (correct it)?"""
     reason = ready_reason(body)
-    if body["metadata"].get("deletionTimestamp") or reason in (None, "Conflict"):
+    if body["metadata"].get("deletionTimestamp") or reason in (None, "Conflict", "NotRecoverable"):
         return False
     cluster = views.cluster(body["metadata"]["namespace"], body["metadata"]["name"])
     if cluster is None or reason == "ClusterDeleted":

@@ -23,12 +23,28 @@ import kopf
 
 from cnpg_mcp_api import constants
 from cnpg_mcp_api.conditions import ready_reason
+from cnpg_mcp_operator.backup_readiness import (
+    BACKUP_STATUS_READ,
+    OBJECT_STORE_STATUS_READ,
+    SCHEDULED_BACKUP_STATUS_READ,
+)
+from cnpg_mcp_operator.builders.backup import ARCHIVER_OWNER_ANNOTATION
 from cnpg_mcp_operator.drift import owned_by
 from cnpg_mcp_operator.handlers import role_requests
 from cnpg_mcp_operator.handlers.common import ROLE_REQUESTS
 from cnpg_mcp_operator.handlers.intents import INTENT_KINDS
 from cnpg_mcp_operator.handlers.kinds import IntentKind
-from cnpg_mcp_operator.k8s import CLUSTERS, DATABASE_ROLES, DATABASES, SECRETS, ApiError, Resource
+from cnpg_mcp_operator.k8s import (
+    BACKUPS,
+    CLUSTERS,
+    DATABASE_ROLES,
+    DATABASES,
+    OBJECT_STORES,
+    SCHEDULED_BACKUPS,
+    SECRETS,
+    ApiError,
+    Resource,
+)
 from cnpg_mcp_operator.managed_roles import OWNERS_ANNOTATION
 from cnpg_mcp_operator.readiness import APPLIED_STATUS_READ, CLUSTER_STATUS_READ
 from cnpg_mcp_operator.registry import REGISTRY
@@ -45,9 +61,12 @@ Json = dict[str, Any]
 
 # (kind, index id = the handlers' kwarg, annotations read, status fields read): see CnpgViews.
 CNPG_INDEXES = (
-    (CLUSTERS, "cnpg_clusters", (OWNERS_ANNOTATION,), CLUSTER_STATUS_READ),
+    (CLUSTERS, "cnpg_clusters", (OWNERS_ANNOTATION, ARCHIVER_OWNER_ANNOTATION), CLUSTER_STATUS_READ),
     (DATABASE_ROLES, "cnpg_database_roles", (), APPLIED_STATUS_READ),
     (DATABASES, "cnpg_databases", (), APPLIED_STATUS_READ),
+    (BACKUPS, "cnpg_backups", (), BACKUP_STATUS_READ),
+    (SCHEDULED_BACKUPS, "cnpg_scheduled_backups", (), SCHEDULED_BACKUP_STATUS_READ),
+    (OBJECT_STORES, "cnpg_object_stores", (), OBJECT_STORE_STATUS_READ),
 )
 
 

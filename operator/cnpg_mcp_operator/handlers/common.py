@@ -27,6 +27,12 @@ ROLE_REQUESTS = Resource(constants.GROUP, constants.VERSION, constants.ROLE_REQU
                          constants.ROLE_REQUEST_KIND)
 DATABASE_REQUESTS = Resource(constants.GROUP, constants.VERSION, constants.DATABASE_REQUEST_PLURAL,
                              constants.DATABASE_REQUEST_KIND)
+BACKUP_STORE_REQUESTS = Resource(constants.GROUP, constants.VERSION, constants.BACKUP_STORE_REQUEST_PLURAL,
+                                 constants.BACKUP_STORE_REQUEST_KIND)
+BACKUP_REQUESTS = Resource(constants.GROUP, constants.VERSION, constants.BACKUP_REQUEST_PLURAL,
+                           constants.BACKUP_REQUEST_KIND)
+BACKUP_SCHEDULE_REQUESTS = Resource(constants.GROUP, constants.VERSION, constants.BACKUP_SCHEDULE_REQUEST_PLURAL,
+                                    constants.BACKUP_SCHEDULE_REQUEST_KIND)
 
 
 def verdict_status(body: Mapping[str, Any], verdict: Verdict, *, keep_generation: bool = False,
@@ -84,6 +90,24 @@ async def run_deletion(rt: Runtime, resource: Resource, body: Json, step: Deleti
             await rt.wakeups.wait(key, remaining)
     finally:
         rt.wakeups.disarm(key)
+
+
+async def finish_deletion(rt: Runtime, resource: Resource, body: Json) -> None:
+    """A deletion with nothing to release: what the intent owns goes by garbage collection (or is kept,
+    with propagation Orphan)."""
+    async def step(_: Json) -> Verdict | None:
+        return None
+
+    async def done(_: Json) -> None:
+        return None
+
+    await run_deletion(rt, resource, body, step, done)
+
+
+async def create_or_get(rt: Runtime, resource: Resource, namespace: str, desired: Mapping[str, Any]) -> Json | None:
+    """Creates `desired`; when it exists already (409: created meanwhile, or our cache lags), reads it."""
+    created = await rt.api.create(resource, namespace, desired)
+    return created if created is not None else await rt.api.get(resource, namespace, desired["metadata"]["name"])
 
 
 async def apply_release(rt: Runtime, resource: Resource, obj: Mapping[str, Any], plan: Plan) -> Verdict | None:

@@ -3,10 +3,24 @@
 
 from __future__ import annotations
 
-from cnpg_mcp_operator.handlers import cluster_requests, database_requests, role_requests
-from cnpg_mcp_operator.handlers.common import CLUSTER_REQUESTS, DATABASE_REQUESTS, ROLE_REQUESTS
+from cnpg_mcp_operator.handlers import (
+    backup_requests,
+    backup_schedule_requests,
+    backup_store_requests,
+    cluster_requests,
+    database_requests,
+    role_requests,
+)
+from cnpg_mcp_operator.handlers.common import (
+    BACKUP_REQUESTS,
+    BACKUP_SCHEDULE_REQUESTS,
+    BACKUP_STORE_REQUESTS,
+    CLUSTER_REQUESTS,
+    DATABASE_REQUESTS,
+    ROLE_REQUESTS,
+)
 from cnpg_mcp_operator.handlers.kinds import IntentKind, register_intent_kind
-from cnpg_mcp_operator.k8s import DATABASE_ROLES, DATABASES
+from cnpg_mcp_operator.k8s import BACKUPS, DATABASE_ROLES, DATABASES, OBJECT_STORES, SCHEDULED_BACKUPS
 
 INTENT_KINDS = (
     IntentKind(CLUSTER_REQUESTS, "cluster_request", cluster_requests.reconcile, cluster_requests.finalize,
@@ -15,6 +29,14 @@ INTENT_KINDS = (
                role_requests.refresh_status, role_requests.needs_reconcile, produces=DATABASE_ROLES),
     IntentKind(DATABASE_REQUESTS, "database_request", database_requests.reconcile, database_requests.finalize,
                database_requests.refresh_status, database_requests.needs_reconcile, produces=DATABASES),
+    IntentKind(BACKUP_STORE_REQUESTS, "backup_store_request", backup_store_requests.reconcile,
+               backup_store_requests.finalize, backup_store_requests.refresh_status,
+               backup_store_requests.needs_reconcile, produces=OBJECT_STORES),
+    IntentKind(BACKUP_REQUESTS, "backup_request", backup_requests.reconcile, backup_requests.finalize,
+               backup_requests.refresh_status, backup_requests.needs_reconcile, produces=BACKUPS),
+    IntentKind(BACKUP_SCHEDULE_REQUESTS, "backup_schedule_request", backup_schedule_requests.reconcile,
+               backup_schedule_requests.finalize, backup_schedule_requests.refresh_status,
+               backup_schedule_requests.needs_reconcile, produces=SCHEDULED_BACKUPS),
 )
 
 for _kind in INTENT_KINDS:
