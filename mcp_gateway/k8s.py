@@ -22,14 +22,14 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.config.incluster_config import SERVICE_TOKEN_FILENAME
 
 from cnpg_mcp_api import constants
+from cnpg_mcp_api.models import KINDS
 from mcp_gateway import errors, identity
 from mcp_gateway.watch_cache import Mirror, NamespaceNotFound, WatchCache
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-INTENT_PLURALS = (constants.CLUSTER_REQUEST_PLURAL, constants.ROLE_REQUEST_PLURAL,
-                  constants.DATABASE_REQUEST_PLURAL)
+INTENT_PLURALS = tuple(kind.plural for kind in KINDS)
 _GROUP_SEPARATOR = "\n"  # never valid inside a header value, so safe to split on
 # Impersonate-Extra-<key>: the API server lower-cases the key and percent-decodes it (url.PathUnescape),
 # so the `/` of a domain-prefixed key travels as %2F.

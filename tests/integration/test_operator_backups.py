@@ -88,7 +88,10 @@ def test_in_tree_barman_object_store_is_a_conflict(operator: OperatorProcess, cn
                                                    namespace: str, intents: Intents) -> None:
     cluster = make_cluster(intents, namespace)
     client.CustomObjectsApi(k8s).patch_namespaced_custom_object(*CNPG, namespace, "clusters", cluster, {
-        "spec": {"backup": {"barmanObjectStore": {"destinationPath": "s3://old/path"}}}})
+        # what CNPG's own webhook accepts: one credentials block, by Secret reference
+        "spec": {"backup": {"barmanObjectStore": {"destinationPath": "s3://old/path", "s3Credentials": {
+            "accessKeyId": {"name": "old-creds", "key": "ACCESS_KEY_ID"},
+            "secretAccessKey": {"name": "old-creds", "key": "ACCESS_SECRET_KEY"}}}}}})
     name = f"{cluster}-store"
     intents.create(STORE_KIND, namespace, name, store_spec(cluster))
     refused = intents.wait_reason(STORE_KIND, namespace, name, "Conflict")

@@ -18,13 +18,13 @@ import yaml
 from kubernetes import client
 
 from cnpg_mcp_api import constants
+from cnpg_mcp_api.models import KINDS
 from devcluster.controlplane import ControlPlane
 from tests.integration.test_deploy_rbac import api_as, denied, kubectl, token_kubeconfig
 
 REPO = Path(__file__).resolve().parents[2]
 AGGREGATE = "rbac.authorization.k8s.io/aggregate-to-"
-INTENT_PLURALS = (constants.CLUSTER_REQUEST_PLURAL, constants.ROLE_REQUEST_PLURAL,
-                  constants.DATABASE_REQUEST_PLURAL)
+INTENT_PLURALS = tuple(kind.plural for kind in KINDS)
 
 
 def account_with_role(control_plane: ControlPlane, k8s: Any, namespace: str, account: str, role: str,
