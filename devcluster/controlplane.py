@@ -316,6 +316,9 @@ def _is_ours(pid: int, state_dir: Path) -> bool:
     return str(state_dir) in cmdline or str(state_dir) in environ or "devcluster.simulator" in cmdline
 
 
+KILL_WAIT_SECONDS = 10.0
+
+
 def stop_processes(pids: dict[str, int], state_dir: Path, timeout: float = 5.0) -> None:
     """SIGTERM every process (in reverse start order), then SIGKILL what is left.
 
@@ -335,7 +338,14 @@ def stop_processes(pids: dict[str, int], state_dir: Path, timeout: float = 5.0) 
     for pid in alive:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-    _reap()
+    # SIGKILL is not instant on a loaded machine (found by CI: `sandbox down` returned while one process
+    # still ran): return only once every process is gone.
+    deadline = time.monotonic() + KILL_WAIT_SECONDS
+    while alive and time.monotonic() < deadline:
+        _reap()
+        alive = [pid for pid in alive if _exists(pid)]
+        if alive:
+            time.sleep(0.05)
 
 
 def _exists(pid: int) -> bool:

@@ -89,7 +89,10 @@ def _pid_alive(pid: int) -> bool:
         done, _ = os.waitpid(pid, os.WNOHANG)
         if done == pid:
             return False
-    return True
+    try:  # a zombie that is not our child is gone for every purpose here
+        return "State:\tZ" not in Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
 
 
 def _is_our_postmaster(pid: int, data_dir: Path) -> bool:
@@ -337,6 +340,10 @@ class PostgresServer:
                 os.kill(pid, signal.SIGKILL)
             if self._process is not None:
                 self._process.wait()
+            else:  # not our child: wait for the kernel to finish it (slow on a loaded machine)
+                deadline = time.monotonic() + STOP_TIMEOUT_S
+                while _pid_alive(pid) and time.monotonic() < deadline:
+                    time.sleep(0.05)
         self._process = None
         self.pid = None
 
