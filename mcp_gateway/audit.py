@@ -14,6 +14,7 @@ import logging
 import re
 import sys
 from collections.abc import Mapping
+from contextvars import ContextVar, Token
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,8 @@ OK = "ok"
 TARGET_FIELDS = ("name", "cluster_name", "role_name", "database_name")
 MAX_NAME = 253  # the longest Kubernetes name; an invalid argument may be longer
 _CODE = re.compile(r"\[([A-Z][A-Z_]+)\]")
+# Facts a handler adds to its call's one audit line (e.g. the SQL's hash and row count), never arguments.
+_details: ContextVar[dict[str, Any] | None] = ContextVar("cnpg_mcp_audit_details", default=None)
 
 
 def configure(path: Path | None = None) -> None:
@@ -59,12 +62,32 @@ def verdict(failure: BaseException | None) -> str:
     return found.group(1) if found and found.group(1) in errors.MEANINGS else errors.INTERNAL
 
 
+def begin() -> Token[dict[str, Any] | None]:
+    """Start collecting the details of one tool call (the dispatcher calls it; `finish` returns them)."""
+    return _details.set({})
+
+
+def finish(token: Token[dict[str, Any] | None]) -> dict[str, Any]:
+    details = _details.get() or {}
+    _details.reset(token)
+    return details
+
+
+def note(**fields: Any) -> None:
+    """Add facts to the running call's audit line (no-op outside a call)."""
+    details = _details.get()
+    if details is not None:
+        details.update(fields)
+
+
 def line(*, tool: str, caller: str | None, impersonated: str | None, target: Mapping[str, str], verdict: str,
-         seconds: float, now: dt.datetime | None = None) -> str:
+         seconds: float, now: dt.datetime | None = None, details: Mapping[str, Any] | None = None) -> str:
     moment = (now or dt.datetime.now(dt.UTC)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return json.dumps({"time": moment, "event": "tool_call", "tool": tool, "caller": caller,
-                       "impersonated": impersonated, "target": dict(target), "verdict": verdict,
-                       "duration_ms": round(seconds * 1000, 1)}, sort_keys=False)
+    entry = {"time": moment, "event": "tool_call", "tool": tool, "caller": caller, "impersonated": impersonated,
+             "target": dict(target), "verdict": verdict, "duration_ms": round(seconds * 1000, 1)}
+    if details:
+        entry["details"] = dict(details)
+    return json.dumps(entry, sort_keys=False)
 
 
 def record(**fields: Any) -> None:

@@ -10,10 +10,13 @@ from pathlib import Path
 from cnpg_mcp_api.version import package_version
 from mcp_gateway import identity
 from mcp_gateway.auth import OIDC_PREFIX, STATIC_TOKEN_PREFIX
-from mcp_gateway.registry import TOOLSETS
+from mcp_gateway.registry import OPT_IN_TOOLSETS, TOOLSETS
+from mcp_gateway.sql.credentials import parse_endpoint
 
 DEFAULT_PORT = 4204
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+# Where the operator-projected read-only SQL credentials are mounted (one <namespace>.<cluster>.json each).
+DEFAULT_SQL_CREDENTIALS_DIR = Path("/var/run/cnpg-mcp/sql")
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,11 @@ class GatewayConfig:
     resource_url: str | None = None
     oidc_scopes: tuple[str, ...] = ()
     audit_log: Path | None = None  # None: audit lines go to stderr
+    # Read-only SQL (toolsets sql and diagnostics): credentials directory, sandbox endpoint override, limits.
+    sql_credentials_dir: Path = DEFAULT_SQL_CREDENTIALS_DIR
+    sql_endpoint_override: str | None = None  # HOST:PORT libpq connects to; the file's host is still verified
+    sql_statement_timeout_ms: int = 5000
+    sql_max_bytes: int = 64_000
 
     @property
     def has_auth(self) -> bool:
@@ -121,7 +129,8 @@ def parse_args(argv: list[str] | None = None) -> GatewayConfig:
     parser.add_argument("--disable-destructive", action="store_true",
                         help="do not offer the tools annotated destructive (deletes, scaling, role updates)")
     parser.add_argument("--toolsets", default="",
-                        help=f"comma-separated toolsets to offer (default: all of {','.join(TOOLSETS)})")
+                        help=f"comma-separated toolsets to offer (default: all of {','.join(TOOLSETS)} but "
+                             f"{','.join(OPT_IN_TOOLSETS)}, which is offered only when named)")
     parser.add_argument("--namespace-allow", action="append", default=[],
                         help="namespaces the tools may touch (repeatable; default: all)")
     parser.add_argument("--impersonate", action="store_true",
@@ -135,6 +144,19 @@ def parse_args(argv: list[str] | None = None) -> GatewayConfig:
                         help="a mirror not read for this long is stopped (its watch ends)")
     parser.add_argument("--audit-log", type=Path, default=None, metavar="PATH",
                         help="append the audit trail (one JSON line per tool call) to this file (default: stderr)")
+    parser.add_argument("--sql-credentials-dir", type=Path, metavar="DIR",
+                        default=Path(os.environ.get("CNPG_MCP_SQL_CREDENTIALS_DIR") or DEFAULT_SQL_CREDENTIALS_DIR),
+                        help="folder of the read-only SQL credentials the operator mounts, one "
+                             "<namespace>.<cluster>.json per enabled cluster, re-read on every call "
+                             f"(default {DEFAULT_SQL_CREDENTIALS_DIR}; $CNPG_MCP_SQL_CREDENTIALS_DIR)")
+    parser.add_argument("--sql-endpoint-override", metavar="HOST:PORT",
+                        default=os.environ.get("CNPG_MCP_SQL_ENDPOINT_OVERRIDE"),
+                        help="sandbox/dev only: connect read-only SQL to this address instead of the credentials' "
+                             "host, which stays the name the server certificate is verified against")
+    parser.add_argument("--sql-statement-timeout-ms", type=int, default=5000,
+                        help="statement_timeout of read-only SQL, in milliseconds (default 5000)")
+    parser.add_argument("--sql-max-bytes", type=int, default=64_000,
+                        help="most bytes of row data one read-only SQL call returns (default 64000)")
     args = parser.parse_args(argv)
     config = GatewayConfig(
         transport=args.transport, host=args.host, port=args.port, kubeconfig=args.kubeconfig,
@@ -150,7 +172,9 @@ def parse_args(argv: list[str] | None = None) -> GatewayConfig:
         token_username_prefix=args.token_username_prefix, token_groups_prefix=args.token_groups_prefix,
         allow_any_host=args.allow_any_host, resource_url=args.resource_url, oidc_scopes=tuple(args.oidc_scope),
         toolsets=tuple(name.strip() for name in args.toolsets.split(",") if name.strip()),
-        audit_log=args.audit_log,
+        audit_log=args.audit_log, sql_credentials_dir=args.sql_credentials_dir,
+        sql_endpoint_override=args.sql_endpoint_override, sql_statement_timeout_ms=args.sql_statement_timeout_ms,
+        sql_max_bytes=args.sql_max_bytes,
     )
     problem = config_problem(config)
     if problem:
@@ -169,6 +193,9 @@ def config_problem(config: GatewayConfig) -> str | None:
         problem = identity.prefix_problem(prefix, flag)
         if problem:
             return problem
+    problem = _sql_problem(config)
+    if problem:
+        return problem
     unknown = sorted(set(config.toolsets) - set(TOOLSETS))
     if unknown:
         return f"--toolsets: unknown toolset(s) {', '.join(unknown)}; known: {', '.join(TOOLSETS)}"
@@ -196,4 +223,17 @@ def config_problem(config: GatewayConfig) -> str | None:
                 "if a proxy in front checks Host")
     if config.impersonate and not config.has_auth:
         return "--impersonate needs authenticated users (--token-file, CNPG_MCP_TOKENS or OIDC)"
+    return None
+
+
+def _sql_problem(config: GatewayConfig) -> str | None:
+    if not 100 <= config.sql_statement_timeout_ms <= 300_000:
+        return "--sql-statement-timeout-ms must be between 100 and 300000"
+    if not 1000 <= config.sql_max_bytes <= 10_000_000:
+        return "--sql-max-bytes must be between 1000 and 10000000"
+    if config.sql_endpoint_override:
+        try:
+            parse_endpoint(config.sql_endpoint_override)
+        except ValueError as exc:
+            return f"--sql-endpoint-override: {exc}"
     return None

@@ -12,7 +12,7 @@ from typing import Any
 import anyio
 
 from mcp_gateway import errors
-from mcp_gateway.registry import TOOLSETS, ToolSpec
+from mcp_gateway.registry import OPT_IN_TOOLSETS, TOOLSETS, ToolSpec
 from mcp_gateway.tools.catalog import TOOLS
 
 DOCS_PATH = Path(__file__).resolve().parent.parent / "docs" / "tools.md"
@@ -73,14 +73,14 @@ def _tool(spec: ToolSpec, listed: dict[str, Any]) -> list[str]:
 
 
 def published() -> dict[str, dict[str, Any]]:
-    """Each tool's tools/list entry as a client sees it (all toolsets; no Kubernetes call is made)."""
+    """Each tool's tools/list entry as a client sees it (every toolset, opt-in ones included; no Kubernetes call)."""
     from kubernetes import client  # noqa: PLC0415
 
     from mcp_gateway.config import GatewayConfig  # noqa: PLC0415
     from mcp_gateway.k8s import Kube  # noqa: PLC0415
     from mcp_gateway.server import build_server  # noqa: PLC0415
 
-    server = build_server(GatewayConfig(), Kube(client.ApiClient()))
+    server = build_server(GatewayConfig(toolsets=TOOLSETS), Kube(client.ApiClient()))
     tools = anyio.run(server.list_tools)
     return {t.name: t.model_dump(mode="json", by_alias=True, exclude_none=True) for t in tools}
 
@@ -90,7 +90,9 @@ def render() -> str:
              "registry; do not edit by hand. -->", "",
              "Every tool publishes a title, explicit annotations and an `outputSchema`; its `structuredContent` "
              "validates against it. `--toolsets a,b` offers only those toolsets, `--read-only` only the tools "
-             "annotated read-only, `--disable-destructive` drops every tool annotated destructive.", "",
+             "annotated read-only, `--disable-destructive` drops every tool annotated destructive. Without "
+             "`--toolsets`, every toolset but " + ", ".join(f"`{t}`" for t in OPT_IN_TOOLSETS) + " is offered: "
+             "those are offered only when `--toolsets` names them.", "",
              "| Toolset | Tools |", "|---|---|"]
     lines += [f"| `{toolset}` | " + ", ".join(f"`{s.name}`" for s in TOOLS if s.toolset == toolset) + " |"
               for toolset in TOOLSETS]

@@ -23,6 +23,11 @@ PRIVILEGE_ACK_REQUIRED = "PRIVILEGE_ACK_REQUIRED"
 API_ERROR = "API_ERROR"
 UNAVAILABLE = "UNAVAILABLE"  # retryable: the Kubernetes API could not be reached or did not answer in time
 INTERNAL = "INTERNAL"
+# Read-only SQL (toolsets sql and diagnostics).
+SQL_NOT_ENABLED = "SQL_NOT_ENABLED"
+QUERY_REFUSED = "QUERY_REFUSED"
+QUERY_FAILED = "QUERY_FAILED"
+DATABASE_UNAVAILABLE = "DATABASE_UNAVAILABLE"
 
 # What each code means and what to do (the generated docs/tools.md lists them).
 MEANINGS = {
@@ -41,6 +46,13 @@ MEANINGS = {
     API_ERROR: "The Kubernetes API answered with an unexpected error.",
     UNAVAILABLE: "The Kubernetes API could not be reached or did not answer in time; retryable.",
     INTERNAL: "An unexpected failure in the gateway; its log has the details.",
+    SQL_NOT_ENABLED: "Read-only SQL is not enabled for the cluster (set spec.readOnlyQueries.enabled on its "
+                     "PgClusterRequest), or its mounted credentials are unusable.",
+    QUERY_REFUSED: "The SQL guard refused the statement (only one SELECT, EXPLAIN without ANALYZE or SHOW, no "
+                   "function with side effects); nothing was sent to PostgreSQL.",
+    QUERY_FAILED: "PostgreSQL refused or cancelled the query; the message carries its SQLSTATE (57014: a timeout, "
+                  "25006: a write in the read-only transaction, 42501: no privilege).",
+    DATABASE_UNAVAILABLE: "The cluster's PostgreSQL could not be reached or refused the read-only login; retryable.",
 }
 # Codes any tool can return: argument checks, namespace checks and every Kubernetes API call.
 COMMON = (INVALID_ARGUMENT, NAMESPACE_NOT_ALLOWED, NAMESPACE_NOT_FOUND, IDENTITY_REFUSED, FORBIDDEN,

@@ -24,7 +24,9 @@ if TYPE_CHECKING:
     from mcp_gateway.gateway import Gateway
 
 # Toolsets in the order they are documented; later issues add backups, operations, poolers.
-TOOLSETS = ("clusters", "roles", "databases", "diagnostics")
+TOOLSETS = ("clusters", "roles", "databases", "diagnostics", "sql")
+# Offered only when --toolsets names them (arbitrary read-only SQL is opt-in).
+OPT_IN_TOOLSETS = ("sql",)
 Handler = Callable[..., Awaitable[CallToolResult]]
 UNKNOWN_TOOL = "unknown"  # the label and audit name of a call to a tool not offered (names are caller-chosen)
 
@@ -73,9 +75,10 @@ class ToolSpec:
 
 def offered(specs: Iterable[ToolSpec], *, toolsets: Sequence[str] = (), read_only: bool = False,
             disable_destructive: bool = False) -> list[ToolSpec]:
-    """The one filter: the tools a configuration offers (toolsets empty: all), decided by annotations only."""
+    """The one filter: the tools a configuration offers (toolsets empty: all but the opt-in ones), decided by
+    annotations only."""
     return [spec for spec in specs
-            if (not toolsets or spec.toolset in toolsets)
+            if (spec.toolset in toolsets if toolsets else spec.toolset not in OPT_IN_TOOLSETS)
             and (spec.read_only or not read_only)
             and not (disable_destructive and spec.destructive)]
 
@@ -89,13 +92,15 @@ def dispatch(spec: ToolSpec, gw: Gateway) -> Handler:
         # Single dispatch point: every call that reaches a handler is measured and audited here.
         started = time.perf_counter()
         failure: BaseException | None = None
+        details = audit.begin()
         try:
             result = await spec.handler(gw, **arguments)
         except BaseException as exc:
             failure = exc
             raise
         finally:
-            observe(spec, gw, arguments, failure, time.perf_counter() - started)
+            observe(spec, gw, arguments, failure, time.perf_counter() - started,
+                    details=audit.finish(details))
         if any(isinstance(c, TextContent) and c.text.endswith(render.TRUNCATION_NOTE) for c in result.content):
             metrics.truncated(spec.name)
         return result
@@ -110,9 +115,9 @@ def dispatch(spec: ToolSpec, gw: Gateway) -> Handler:
 
 
 def observe(spec: ToolSpec, gw: Gateway, arguments: dict[str, Any], failure: BaseException | None,
-            seconds: float) -> None:
+            seconds: float, *, details: dict[str, Any] | None = None) -> None:
     """One tool call's metrics and audit line (never its arguments beyond the target fields)."""
-    _observe(spec.name, gw, arguments, audit.verdict(failure), seconds)
+    _observe(spec.name, gw, arguments, audit.verdict(failure), seconds, details=details)
 
 
 def observe_refused(tool: str | None, gw: Gateway | None, arguments: dict[str, Any], code: str) -> None:
@@ -121,7 +126,8 @@ def observe_refused(tool: str | None, gw: Gateway | None, arguments: dict[str, A
         _observe(tool or UNKNOWN_TOOL, gw, arguments, code, 0.0)
 
 
-def _observe(tool: str, gw: Gateway, arguments: dict[str, Any], verdict: str, seconds: float) -> None:
+def _observe(tool: str, gw: Gateway, arguments: dict[str, Any], verdict: str, seconds: float,
+             *, details: dict[str, Any] | None = None) -> None:
     metrics.tool_call(tool, verdict, seconds)
     try:
         who = identity.caller()
@@ -129,7 +135,8 @@ def _observe(tool: str, gw: Gateway, arguments: dict[str, Any], verdict: str, se
     except ToolError:  # a refused identity acts as nobody; the verdict says why
         who, caller = None, None
     audit.record(tool=tool, caller=caller, impersonated=who.user if who and gw.config.impersonate else None,
-                 target=audit.target(arguments, gw.default_namespace), verdict=verdict, seconds=seconds)
+                 target=audit.target(arguments, gw.default_namespace), verdict=verdict, seconds=seconds,
+                 details=details)
 
 
 def register(mcp: MCPServer, gw: Gateway, specs: Iterable[ToolSpec]) -> None:

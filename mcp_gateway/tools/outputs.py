@@ -266,3 +266,33 @@ class ConnectionInfo(Output):
     ca_secret_key: str
     ca_command: str = Field(description="The kubectl command that saves only ca.crt")
     uri: str = Field(description="libpq URI without the password")
+
+
+class QueryColumn(Output):
+    name: str
+    type: str = Field(description="PostgreSQL type name (or OID when unknown)")
+
+
+class QueryResult(Output):
+    cluster: str
+    namespace: str
+    database: str
+    statement: str = Field(description="SELECT, EXPLAIN or SHOW (as the guard parsed it)")
+    columns: list[QueryColumn]
+    rows: list[list[Any]] = Field(description="Row values in column order; non-JSON types as their text form")
+    row_count: int
+    truncated: bool = Field(description="More rows existed than max_rows / the byte cap allowed")
+    truncated_by: str | None = Field(description="max_rows or max_bytes when truncated")
+    duration_ms: float
+
+
+class DiagnosticResult(Output):
+    cluster: str
+    namespace: str
+    database: str
+    check: str
+    description: str
+    rows: list[dict[str, Any]] = Field(description="One object per row, keyed by column name")
+    row_count: int
+    truncated: bool
+    duration_ms: float

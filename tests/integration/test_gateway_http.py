@@ -25,6 +25,7 @@ from cnpg_mcp_api import constants
 from devcluster.controlplane import ControlPlane, free_port
 from mcp_gateway.config import GatewayConfig
 from mcp_gateway.k8s import Kube
+from mcp_gateway.registry import offered
 from mcp_gateway.server import build_server, http_app
 from mcp_gateway.tools.catalog import TOOLS
 from tests.integration.conftest import Intents, OperatorProcess
@@ -111,7 +112,7 @@ async def test_static_tokens_no_or_bad_token_is_401(control_plane: ControlPlane,
         async with Client(streamable_http_client(
                 f"{url}/mcp", http_client=httpx2.AsyncClient(headers={"Authorization": "Bearer s3cret-token"})),
                 mode="legacy") as legacy:
-            assert len((await legacy.list_tools()).tools) == len(TOOLS)
+            assert len((await legacy.list_tools()).tools) == len(offered(TOOLS))
 
 
 async def test_oidc_jwt_is_verified(control_plane: ControlPlane, rsa_key: rsa.RSAPrivateKey, jwks_url: str,

@@ -3,6 +3,8 @@ publishes, and --toolsets / --read-only / --disable-destructive decide what a cl
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -10,9 +12,11 @@ import pytest
 from mcp import Client
 
 from devcluster.controlplane import ControlPlane
+from devcluster.postgres import PostgresServer
+from mcp_gateway.registry import TOOLSETS
 from mcp_gateway.tools.catalog import TOOLS
 from tests.integration.conftest import Intents, OperatorProcess
-from tests.integration.gateway_helpers import error, gateway_server, ok, unique
+from tests.integration.gateway_helpers import error, gateway_server, ok, secret_password, unique
 from tests.integration.test_gateway_stdio import stdio_server
 
 pytestmark = pytest.mark.anyio
@@ -37,10 +41,11 @@ class Checked:
 
 
 async def test_every_tool_output_validates_against_its_output_schema(
-    control_plane: ControlPlane, operator: OperatorProcess, namespace: str, intents: Intents,
+    control_plane: ControlPlane, operator: OperatorProcess, namespace: str, intents: Intents, k8s: Any,
+    postgres: PostgresServer, tmp_path: Path,
 ) -> None:
     role, database, ns = unique("schema_user"), unique("schema_data"), {"namespace": namespace}
-    async with Client(gateway_server(control_plane)) as mcp:
+    async with Client(gateway_server(control_plane, toolsets=TOOLSETS, sql_credentials_dir=tmp_path)) as mcp:
         listed = (await mcp.list_tools()).tools
         assert all(t.title and t.output_schema and t.annotations for t in listed)
         call = Checked(mcp, {t.name: t.output_schema or {} for t in listed})
@@ -62,7 +67,15 @@ async def test_every_tool_output_validates_against_its_output_schema(
         created = await call("create_postgres_role", cluster_name="schema-db", role_name=role, **ns)
         intents.wait_ready("PgRoleRequest", namespace, created["request"].split("/")[1])
         await call("list_postgres_roles", cluster_name="schema-db", **ns)
-        await call("get_connection_info", name="schema-db", role=role, **ns)
+        login = await call("get_connection_info", name="schema-db", role=role, **ns)
+        # Read-only SQL, here as the role just created (the operator's read-only role is tested elsewhere).
+        (tmp_path / f"{namespace}.schema-db.json").write_text(json.dumps({
+            "host": postgres.host, "port": postgres.port, "dbname": login["database"], "user": login["user"],
+            "password": secret_password(k8s, namespace, login["password_secret"]), "sslmode": "prefer"}))
+        await call("run_readonly_query", cluster_name="schema-db", sql="SELECT 1 AS one, now() AS at", **ns)
+        await call("run_readonly_query", cluster_name="schema-db", sql="SHOW work_mem", max_rows=1, format="json",
+                   **ns)
+        await call("run_diagnostic_query", cluster_name="schema-db", check="connections_by_state", **ns)
         await call("update_postgres_role", cluster_name="schema-db", role_name=role, login=True, **ns)
         await call("update_postgres_role", cluster_name="schema-db", role_name=role, createdb=True,
                    reset_password=True, **ns)

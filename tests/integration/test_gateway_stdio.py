@@ -11,6 +11,7 @@ from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
 from devcluster.controlplane import ControlPlane
+from mcp_gateway.registry import offered
 from mcp_gateway.tools.catalog import TOOLS
 from tests.integration.conftest import Intents, OperatorProcess
 from tests.integration.gateway_helpers import ok, unique
@@ -32,7 +33,7 @@ async def test_stdio_session_creates_a_role(control_plane: ControlPlane, operato
                                             namespace: str, intents: Intents) -> None:
     role = unique("stdio_user")
     async with Client(stdio_server(control_plane)) as mcp:
-        assert len((await mcp.list_tools()).tools) == len(TOOLS)
+        assert len((await mcp.list_tools()).tools) == len(offered(TOOLS))  # default: all but the opt-in toolsets
         ok(await mcp.call_tool("create_postgres_cluster", {"name": "stdio-db", "instances": 1,
                                                            "namespace": namespace}))
         intents.wait_ready("PgClusterRequest", namespace, "stdio-db")

@@ -22,18 +22,20 @@ def names(**options: object) -> set[str]:
     return {spec.name for spec in offered(TOOLS, **options)}  # type: ignore[arg-type]
 
 
-def test_filter_defaults_to_every_tool() -> None:
-    assert names() == NAMES and len(NAMES) == len(TOOLS) == 14
+def test_filter_defaults_to_every_tool_but_the_opt_in_toolsets() -> None:
+    assert names() == NAMES - {"run_readonly_query"} and len(NAMES) == len(TOOLS) == 16
+    assert names(toolsets=TOOLSETS) == NAMES
 
 
 def test_read_only_offers_exactly_the_tools_annotated_read_only() -> None:
-    assert names(read_only=True) == {s.name for s in TOOLS if s.annotations.read_only_hint}
+    assert names(read_only=True, toolsets=TOOLSETS) == {s.name for s in TOOLS if s.annotations.read_only_hint}
     assert names(read_only=True) == {"list_postgres_clusters", "get_cluster_status", "list_postgres_roles",
-                                     "list_postgres_databases", "get_cluster_logs", "get_connection_info"}
+                                     "list_postgres_databases", "get_cluster_logs", "get_connection_info",
+                                     "run_diagnostic_query"}
 
 
 def test_disable_destructive_drops_every_tool_annotated_destructive() -> None:
-    kept = names(disable_destructive=True)
+    kept = names(disable_destructive=True, toolsets=TOOLSETS)
     assert kept == {s.name for s in TOOLS if not s.annotations.destructive_hint}
     assert not kept & {"delete_postgres_cluster", "delete_postgres_role", "delete_postgres_database",
                        "scale_postgres_cluster", "update_postgres_role"}
@@ -45,7 +47,8 @@ def test_toolsets_select_and_combine_with_the_other_filters() -> None:
                                          "delete_postgres_role"}
     assert names(toolsets=["clusters", "databases"], read_only=True) == {
         "list_postgres_clusters", "get_cluster_status", "get_connection_info", "list_postgres_databases"}
-    assert names(toolsets=["diagnostics"]) == {"get_cluster_logs"}
+    assert names(toolsets=["diagnostics"]) == {"get_cluster_logs", "run_diagnostic_query"}
+    assert names(toolsets=["sql"]) == {"run_readonly_query"}
     assert {spec.toolset for spec in TOOLS} == set(TOOLSETS)
 
 

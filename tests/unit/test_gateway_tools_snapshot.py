@@ -19,6 +19,7 @@ from mcp import Client
 
 from mcp_gateway.config import GatewayConfig
 from mcp_gateway.k8s import Kube
+from mcp_gateway.registry import TOOLSETS
 from mcp_gateway.server import build_server
 
 SNAPSHOTS = Path(__file__).resolve().parent.parent / "snapshots"
@@ -27,8 +28,10 @@ ORIGINAL_TOOLS = {
     "delete_postgres_cluster", "list_postgres_roles", "create_postgres_role", "update_postgres_role",
     "delete_postgres_role", "list_postgres_databases", "create_postgres_database", "delete_postgres_database",
 }
-DIAGNOSIS_TOOLS = {"get_cluster_logs", "get_connection_info"}  # issue #13: read-only
+DIAGNOSIS_TOOLS = {"get_cluster_logs", "get_connection_info", "run_diagnostic_query"}  # issue #13: read-only
+SQL_TOOLS = {"run_readonly_query"}  # issue #13: offered only with --toolsets sql
 ALL_TOOLS = ORIGINAL_TOOLS | DIAGNOSIS_TOOLS
+EVERY_TOOLSET = GatewayConfig(toolsets=TOOLSETS)
 
 
 def tools_list(config: GatewayConfig) -> list[dict[str, Any]]:
@@ -54,9 +57,9 @@ def test_tools_list_matches_snapshot(snapshot: str, config: GatewayConfig) -> No
     assert current == json.loads(path.read_text()), f"tools/list changed; see the docstring to regenerate {path}"
 
 
-@pytest.mark.parametrize("name", sorted(ALL_TOOLS))
+@pytest.mark.parametrize("name", sorted(ALL_TOOLS | SQL_TOOLS))
 def test_tool_entry_matches_its_snapshot(name: str) -> None:
-    current = {t["name"]: t for t in tools_list(GatewayConfig())}[name]
+    current = {t["name"]: t for t in tools_list(EVERY_TOOLSET)}[name]
     path = SNAPSHOTS / "tools" / f"{name}.json"
     if os.environ.get("CNPG_MCP_UPDATE_SNAPSHOTS"):
         path.parent.mkdir(exist_ok=True)
@@ -65,12 +68,15 @@ def test_tool_entry_matches_its_snapshot(name: str) -> None:
 
 
 def test_every_original_tool_with_explicit_annotations() -> None:
-    tools = {t["name"]: t for t in tools_list(GatewayConfig())}
-    assert set(tools) == ALL_TOOLS
+    assert {t["name"] for t in tools_list(GatewayConfig())} == ALL_TOOLS
+    tools = {t["name"]: t for t in tools_list(EVERY_TOOLSET)}
+    assert set(tools) == ALL_TOOLS | SQL_TOOLS
     for tool in tools.values():
         hints = tool["annotations"]
         assert {"readOnlyHint", "destructiveHint", "idempotentHint", "openWorldHint"} <= set(hints), tool["name"]
-        assert hints["readOnlyHint"] == tool["name"].startswith(("list_", "get_"))
+        assert hints["readOnlyHint"] == tool["name"].startswith(("list_", "get_", "run_"))
+        # Only the SQL tools reach outside Kubernetes objects (PostgreSQL's data): open world.
+        assert hints["openWorldHint"] == tool["name"].startswith("run_")
     assert tools["delete_postgres_cluster"]["annotations"]["destructiveHint"] is True
 
 
