@@ -23,6 +23,7 @@ PRIVILEGE_ACK_REQUIRED = "PRIVILEGE_ACK_REQUIRED"
 API_ERROR = "API_ERROR"
 UNAVAILABLE = "UNAVAILABLE"  # retryable: the Kubernetes API could not be reached or did not answer in time
 INTERNAL = "INTERNAL"
+NOT_RECOVERABLE = "NOT_RECOVERABLE"  # restore_postgres_cluster: the backups cannot reach the requested point
 
 # What each code means and what to do (the generated docs/tools.md lists them).
 MEANINGS = {
@@ -41,6 +42,8 @@ MEANINGS = {
     API_ERROR: "The Kubernetes API answered with an unexpected error.",
     UNAVAILABLE: "The Kubernetes API could not be reached or did not answer in time; retryable.",
     INTERNAL: "An unexpected failure in the gateway; its log has the details.",
+    NOT_RECOVERABLE: "The backups cannot reach the requested point (no completed backup, or a target time outside "
+                     "the recoverability window, which the message gives); nothing was created.",
 }
 # Codes any tool can return: argument checks, namespace checks and every Kubernetes API call.
 COMMON = (INVALID_ARGUMENT, NAMESPACE_NOT_ALLOWED, NAMESPACE_NOT_FOUND, IDENTITY_REFUSED, FORBIDDEN,

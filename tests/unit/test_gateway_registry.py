@@ -23,21 +23,24 @@ def names(**options: object) -> set[str]:
 
 
 def test_filter_defaults_to_every_tool() -> None:
-    assert names() == NAMES and len(NAMES) == len(TOOLS) == 14
+    assert names() == NAMES and len(NAMES) == len(TOOLS) == 20
 
 
 def test_read_only_offers_exactly_the_tools_annotated_read_only() -> None:
     assert names(read_only=True) == {s.name for s in TOOLS if s.annotations.read_only_hint}
     assert names(read_only=True) == {"list_postgres_clusters", "get_cluster_status", "list_postgres_roles",
-                                     "list_postgres_databases", "get_cluster_logs", "get_connection_info"}
+                                     "list_postgres_databases", "get_cluster_logs", "get_connection_info",
+                                     "list_postgres_backups"}
 
 
 def test_disable_destructive_drops_every_tool_annotated_destructive() -> None:
     kept = names(disable_destructive=True)
     assert kept == {s.name for s in TOOLS if not s.annotations.destructive_hint}
     assert not kept & {"delete_postgres_cluster", "delete_postgres_role", "delete_postgres_database",
-                       "scale_postgres_cluster", "update_postgres_role"}
-    assert {"create_postgres_cluster", "create_postgres_role", "create_postgres_database"} <= kept
+                       "scale_postgres_cluster", "update_postgres_role", "configure_postgres_backups",
+                       "delete_postgres_backup_schedule"}
+    assert {"create_postgres_cluster", "create_postgres_role", "create_postgres_database", "create_postgres_backup",
+            "schedule_postgres_backup", "restore_postgres_cluster"} <= kept
 
 
 def test_toolsets_select_and_combine_with_the_other_filters() -> None:
@@ -46,6 +49,7 @@ def test_toolsets_select_and_combine_with_the_other_filters() -> None:
     assert names(toolsets=["clusters", "databases"], read_only=True) == {
         "list_postgres_clusters", "get_cluster_status", "get_connection_info", "list_postgres_databases"}
     assert names(toolsets=["diagnostics"]) == {"get_cluster_logs"}
+    assert names(toolsets=["backups"], read_only=True) == {"list_postgres_backups"}
     assert {spec.toolset for spec in TOOLS} == set(TOOLSETS)
 
 
