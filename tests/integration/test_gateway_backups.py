@@ -80,10 +80,10 @@ async def test_backup_schedule_list_and_point_in_time_restore_through_mcp(
     database = unique("shop_")
     cluster = make_cluster(intents, namespace, bootstrap={"database": database, "owner": database})
     answers = Answers()
-    progress: list[str | None] = []
+    updates: list[str | None] = []
 
-    async def on_progress(_: float, __: float | None, message: str | None) -> None:
-        progress.append(message)
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        updates.append(message)
 
     async with Client(gateway) as mcp:
         # configure: dry run writes nothing; then the store and WAL archiving, confirmed by CNPG
@@ -115,7 +115,7 @@ async def test_backup_schedule_list_and_point_in_time_restore_through_mcp(
             progress_callback=on_progress)))
         print(f"create_postgres_backup(wait) → completed in {time.monotonic() - started:.1f}s")
         assert backup["phase"] == "completed" and backup["finished"] is True and backup["backup_id"], backup
-        assert progress and all(backup["backup"] in (m or "") for m in progress)
+        assert updates and all(backup["backup"] in (m or "") for m in updates)  # progress notifications
         cnpg_backup = get(k8s, CNPG, namespace, "backups", backup["backup"]) or {}
         assert cnpg_backup["status"]["phase"] == "completed"  # the real phase, as CNPG (the simulator) reports
         assert cnpg_backup["spec"]["method"] == "plugin"
