@@ -200,15 +200,20 @@ def recovery_target(*, target_time: str | None, target_lsn: str | None, target_n
 
 
 def restore_intent(name: str, namespace: str, *, source: str, store: str, server_name: str | None,
-                   target: Json | None, instances: int, storage_size: str, postgres_version: str,
-                   requested_by: str | None) -> Json:
+                   target: Json | None, instances: int, storage_size: str, postgres_version: str | None,
+                   image_name: str | None, requested_by: str | None) -> Json:
+    """A PgClusterRequest restoring `source`; postgres_version, else image_name (the source's), else the default."""
     restore: Json = {"cluster": source, "store": store}
     if server_name and server_name != source:
         restore["serverName"] = server_name
     if target:
         restore["target"] = target
-    spec = _validated(PgClusterRequestSpec, {"instances": instances, "storage": {"size": storage_size},
-                                             "postgresVersion": postgres_version, "restoreFrom": restore})
+    data: Json = {"instances": instances, "storage": {"size": storage_size}, "restoreFrom": restore}
+    if postgres_version:
+        data["postgresVersion"] = postgres_version
+    elif image_name:
+        data["imageName"] = image_name
+    spec = _validated(PgClusterRequestSpec, data)
     return manifest(CLUSTER_REQUEST, name, spec, namespace=namespace, annotations=_annotations(requested_by))
 
 

@@ -146,9 +146,10 @@ async def configure_postgres_backups(
 ) -> CallToolResult:
     """Use to set up (or change, or turn off) where a cluster's backups go and its continuous WAL archiving.
     Creates or updates a PgBackupStoreRequest: the operator creates a Barman Cloud ObjectStore and makes the
-    Barman Cloud plugin the cluster's WAL archiver. Credentials are given as a Secret NAME and key names
-    only; the tool never reads the Secret and never takes a credential value. Needed before
-    create_postgres_backup (method plugin) and point-in-time restores."""
+    Barman Cloud plugin the cluster's WAL archiver. Each call gives the whole configuration (settings left
+    out return to their defaults). Credentials are given as a Secret NAME and key names only; the tool
+    never reads the Secret and never takes a credential value. Needed before create_postgres_backup
+    (method plugin) and point-in-time restores."""
     ns = gw.namespace(namespace)
     async with gw.acting(f"configuring backups of {ns}/{cluster_name}"):
         cluster = await _require_cluster(gw, ns, cluster_name)
@@ -484,8 +485,11 @@ async def restore_postgres_cluster(
                                            min_length=1)] = None,
     exclusive: Annotated[bool | None, Field(description="Stop just before the target instead of after it")] = None,
     instances: Annotated[int, Field(ge=1, le=10, description="Instances of the new cluster (1-10)")] = 1,
-    storage_size: Annotated[str, Field(description="Storage per instance, e.g. 10Gi")] = "10Gi",
-    postgres_version: Annotated[str, Field(description="PostgreSQL major version (as the source's)")] = "16",
+    storage_size: Annotated[str | None, Field(
+        description="Storage per instance, e.g. 10Gi; default the source's (10Gi if it is gone)")] = None,
+    postgres_version: Annotated[str | None, Field(
+        description="PostgreSQL major version; default the source's image (a restore needs the same major "
+                    "version)")] = None,
     wait: Annotated[bool, Field(description="Wait until CNPG reports the restored cluster healthy")] = False,
     timeout: Annotated[int, Field(ge=30, le=1800, description="Seconds to wait (30-1800)")] = 600,
     namespace: Namespace = None, dry_run: DryRun = False,
@@ -507,9 +511,12 @@ async def restore_postgres_cluster(
         store_name, server = await _restore_source(gw, ns, source_cluster, store)
         object_store = await _object_store(gw, ns, store_name)
         window = _window(server, recovery_window(object_store, server))
-        body = backup_intents.restore_intent(name, ns, source=source_cluster, store=store_name, server_name=server,
-                                             target=target, instances=instances, storage_size=storage_size,
-                                             postgres_version=postgres_version, requested_by=gw.requested_by())
+        source = ((await gw.kube.cnpg_get_or_none(constants.CNPG_CLUSTERS, ns, source_cluster)) or {}).get("spec")
+        body = backup_intents.restore_intent(
+            name, ns, source=source_cluster, store=store_name, server_name=server, target=target,
+            instances=instances, storage_size=storage_size or (source or {}).get("storage", {}).get("size") or "10Gi",
+            postgres_version=postgres_version, image_name=(source or {}).get("imageName"),
+            requested_by=gw.requested_by())
         refusal = restore_refusal(RestoreFromSpec.model_validate(body["spec"]["restoreFrom"]), object_store, ns,
                                   _now())
         if refusal is not None:
@@ -545,7 +552,9 @@ async def restore_postgres_cluster(
     if data["ready"]:
         text = (f"{head}: the cluster is HEALTHY ({status.get('phase')}).")
     elif state and state["reason"] in REFUSALS:
-        text = f"{head} was REFUSED by the operator ({state['reason']}): {state.get('message')}."
+        text = (f"{head} was REFUSED by the operator ({state['reason']}): {state.get('message')}. No Cluster was "
+                f"created; the PgClusterRequest {ns}/{name} stays for inspection (restoreFrom is immutable: delete "
+                f"it with delete_postgres_cluster(name=\"{name}\", confirm_deletion=true) and restore again).")
     elif data["cluster_created"]:
         text = (f"{head}: Cluster created, recovering ({status.get('phase') or 'starting'})"
                 + (f"; not healthy after {timeout}s" if wait else "")

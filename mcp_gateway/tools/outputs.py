@@ -282,7 +282,8 @@ class BackupStoreConfigured(Output):
     cluster: str
     store: str = Field(description="The PgBackupStoreRequest (and its ObjectStore), as <namespace>/<name>")
     action: str = Field(description="created, updated, unchanged, or deleted (archiving turned off)")
-    archiving: bool | None = Field(None, description="Whether CNPG reports WAL archiving into the store working")
+    archiving: bool | None = Field(None, description="Whether the store is the Cluster's WAL archiver (state.ready: "
+                                                     "CNPG confirms archiving works)")
     state: State | None = Field(None, description="The request's reconcile state when the tool answered")
     spec: dict[str, Any] | None = Field(None, description="The request's spec as written (Secret names and key "
                                                           "names only, never a credential value)")
