@@ -520,8 +520,8 @@ async def restore_postgres_cluster(
         refusal = restore_refusal(RestoreFromSpec.model_validate(body["spec"]["restoreFrom"]), object_store, ns,
                                   _now())
         if refusal is not None:
-            raise errors.tool_error(errors.NOT_RECOVERABLE, f"{refusal.message}. Nothing was created. "
-                                    f"({window['summary']}; list_postgres_backups shows the backups.)")
+            raise errors.tool_error(errors.NOT_RECOVERABLE, f"{refusal.message}. Nothing was created; "
+                                    "list_postgres_backups shows the backups and the window.")
         created = await gw.kube.write_intent(CLUSTERS, ns, body, dry_run=dry_run)
         data: Json = {"dry_run": dry_run, "created": not dry_run, "name": name, "namespace": ns,
                       "source_cluster": source_cluster, "store": store_name, "server_name": server,
