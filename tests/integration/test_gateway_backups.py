@@ -241,16 +241,30 @@ async def test_plugin_backup_without_a_store_and_bad_arguments_are_refused(
         assert [o["metadata"]["name"] for o in intents.list_all(kind, namespace)] == names, kind
 
 
-@pytest.mark.anyio
-@pytest.mark.xfail(strict=True, reason=(
-    "open operator defect: when CNPG's webhook refuses the Backup (here: volumeSnapshot without the "
-    "VolumeSnapshot CRD) the operator retries silently and never reports it on the PgBackupRequest's status, "
-    "so the tool can only say 'not started yet'"))
-async def test_a_backup_refused_by_cnpgs_webhook_is_reported(gateway: Any, namespace: str,
-                                                            intents: Intents) -> None:
+async def volume_snapshot_backup(gateway: Any, namespace: str, intents: Intents) -> CallToolResult:
+    """CNPG's webhook refuses a volumeSnapshot Backup here (no VolumeSnapshot CRD in the control plane)."""
     cluster = make_cluster(intents, namespace)
     async with Client(gateway) as mcp:
-        answer = await mcp.call_tool("create_postgres_backup", {
-            "cluster_name": cluster, "method": "volumeSnapshot", "wait": True, "timeout": 20,
+        return await mcp.call_tool("create_postgres_backup", {
+            "cluster_name": cluster, "method": "volumeSnapshot", "wait": True, "timeout": 15,
             "namespace": namespace})
-    assert "VolumeSnapshot" in text(answer), text(answer)
+
+
+@pytest.mark.anyio
+async def test_a_backup_refused_by_cnpgs_webhook_is_not_claimed(gateway: Any, namespace: str,
+                                                               intents: Intents) -> None:
+    answer = await volume_snapshot_backup(gateway, namespace, intents)
+    report = ok(answer)
+    assert report["phase"] is None and report["finished"] is False
+    assert "not started yet" in text(answer) and "COMPLETED" not in text(answer)
+
+
+@pytest.mark.anyio
+@pytest.mark.xfail(strict=True, reason=(
+    "open operator defect: when CNPG's webhook refuses the Backup the operator retries silently (Kopf) and "
+    "never reports the refusal on the PgBackupRequest's status (nor in an Event the gateway can read), so the "
+    "tool can only say 'not started yet'"))
+async def test_a_backup_refused_by_cnpgs_webhook_is_reported_with_the_reason(gateway: Any, namespace: str,
+                                                                             intents: Intents) -> None:
+    answer = await volume_snapshot_backup(gateway, namespace, intents)
+    assert "missing VolumeSnapshot CRD" in text(answer), text(answer)
