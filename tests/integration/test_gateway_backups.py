@@ -24,8 +24,8 @@ from devcluster.controlplane import ControlPlane
 from devcluster.simulator.recovery import restored_database_name
 from tests.integration.conftest import Intents, OperatorProcess
 from tests.integration.gateway_helpers import error, gateway_server, live_cluster, ok, text
-from tests.integration.test_operator_backups import BACKUP_KIND, CNPG, SCHEDULE_KIND, STORE_KIND, get
-from tests.integration.test_operator_roles import make_cluster, unique
+from tests.integration.test_operator_backups import BACKUP_KIND, BARMAN, CNPG, SCHEDULE_KIND, STORE_KIND, get
+from tests.integration.test_operator_roles import make_cluster, unique, wait_until
 from tests.integration.test_simulator_backups import rows, write_row
 
 CLUSTER_KIND = "PgClusterRequest"
@@ -98,6 +98,11 @@ async def test_backup_schedule_list_and_point_in_time_restore_through_mcp(
         store = configured["store"].split("/")[1]
         again = ok(answers(await mcp.call_tool("configure_postgres_backups", configure(namespace, cluster))))
         assert again["action"] == "unchanged" and again["store"] == configured["store"]  # idempotent
+        changed = ok(answers(await mcp.call_tool("configure_postgres_backups", {
+            **configure(namespace, cluster), "retention_policy": "60d"})))
+        assert changed["action"] == "updated" and changed["spec"]["retentionPolicy"] == "60d"
+        wait_until(lambda: (get(k8s, BARMAN, namespace, "objectstores", store) or {})["spec"].get(
+            "retentionPolicy") == "60d", "the ObjectStore follows the request")
         live = live_cluster(k8s, namespace, cluster) or {}
         assert live["spec"]["plugins"][0]["parameters"] == {"barmanObjectName": store, "serverName": cluster}
 
@@ -146,6 +151,16 @@ async def test_backup_schedule_list_and_point_in_time_restore_through_mcp(
         assert [s["name"] for s in listing["schedules"]] == [schedule["schedule_name"]]
         assert listing["schedules"][0]["next_runs"] == schedule["next_runs"]
         assert listing["store"] == store and listing["archiving"] is True
+
+        # pause and resume: the same tool, the ScheduledBackup follows
+        paused = answers(await mcp.call_tool("schedule_postgres_backup", {
+            "cluster_name": cluster, "schedule": "0 0 2 * * *", "suspend": True, "namespace": namespace}))
+        assert (ok(paused)["action"], ok(paused)["next_runs"]) == ("updated", []) and "SUSPENDED" in text(paused)
+        wait_until(lambda: (get(k8s, CNPG, namespace, "scheduledbackups", schedule["schedule_name"]) or {})
+                   ["spec"].get("suspend") is True, "ScheduledBackup suspended")
+        resumed = ok(answers(await mcp.call_tool("schedule_postgres_backup", {
+            "cluster_name": cluster, "schedule": "0 0 2 * * *", "namespace": namespace})))
+        assert resumed["action"] == "updated" and len(resumed["next_runs"]) == 3
 
         # a target outside the window is refused with the window, nothing written
         for name, target in (("before-window", "2020-01-01T00:00:00Z"), ("future", "2999-01-01T00:00:00Z")):
