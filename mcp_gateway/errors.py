@@ -28,6 +28,7 @@ SQL_NOT_ENABLED = "SQL_NOT_ENABLED"
 QUERY_REFUSED = "QUERY_REFUSED"
 QUERY_FAILED = "QUERY_FAILED"
 DATABASE_UNAVAILABLE = "DATABASE_UNAVAILABLE"
+NOT_RECOVERABLE = "NOT_RECOVERABLE"  # restore_postgres_cluster: the backups cannot reach the requested point
 
 # What each code means and what to do (the generated docs/tools.md lists them).
 MEANINGS = {
@@ -53,6 +54,8 @@ MEANINGS = {
     QUERY_FAILED: "PostgreSQL refused or cancelled the query; the message carries its SQLSTATE (57014: a timeout, "
                   "25006: a write in the read-only transaction, 42501: no privilege).",
     DATABASE_UNAVAILABLE: "The cluster's PostgreSQL could not be reached or refused the read-only login; retryable.",
+    NOT_RECOVERABLE: "The backups cannot reach the requested point (no completed backup, or a target time outside "
+                     "the recoverability window, which the message gives); nothing was created.",
 }
 # Codes any tool can return: argument checks, namespace checks and every Kubernetes API call.
 COMMON = (INVALID_ARGUMENT, NAMESPACE_NOT_ALLOWED, NAMESPACE_NOT_FOUND, IDENTITY_REFUSED, FORBIDDEN,

@@ -296,3 +296,115 @@ class DiagnosticResult(Output):
     row_count: int
     truncated: bool
     duration_ms: float
+class RecoveryWindow(Output):
+    server_name: str | None = Field(description="The cluster's folder (serverName) in the store")
+    first_recoverability_point: str | None = Field(description="The earliest time a restore can reach; null: "
+                                                               "no completed backup yet")
+    last_successful_backup_time: str | None
+    last_failed_backup_time: str | None
+    summary: str = Field(description="'you can restore to any time between A and now', or why not")
+
+
+class BackupStoreConfigured(Output):
+    dry_run: bool
+    cluster: str
+    store: str = Field(description="The PgBackupStoreRequest (and its ObjectStore), as <namespace>/<name>")
+    action: str = Field(description="created, updated, unchanged, or deleted (archiving turned off)")
+    archiving: bool | None = Field(None, description="Whether the store is the Cluster's WAL archiver (state.ready: "
+                                                     "CNPG confirms archiving works)")
+    state: State | None = Field(None, description="The request's reconcile state when the tool answered")
+    spec: dict[str, Any] | None = Field(None, description="The request's spec as written (Secret names and key "
+                                                          "names only, never a credential value)")
+    window: RecoveryWindow | None = None
+
+
+class BackupTaken(Output):
+    dry_run: bool
+    created: bool = Field(description="Whether the PgBackupRequest was created")
+    backup: str = Field(description="Name of the backup (the PgBackupRequest and the CNPG Backup)")
+    cluster: str
+    method: str
+    phase: str | None = Field(None, description="CNPG's Backup phase when the tool answered (completed, failed, "
+                                                "running, ...); null: not started yet")
+    finished: bool = Field(description="Whether the phase is final (completed or failed)")
+    backup_id: str | None = None
+    started_at: str | None = None
+    stopped_at: str | None = None
+    error: str | None = None
+    waited_seconds: float | None = None
+    manifest: dict[str, Any] | None = Field(None, description="What would be applied (dry_run)")
+
+
+class BackupEntry(Output):
+    name: str
+    phase: str = Field(description="CNPG's phase; 'requested' while only the PgBackupRequest exists")
+    method: str
+    target: str | None
+    started_at: str | None
+    stopped_at: str | None
+    backup_id: str | None = Field(description="status.backupId (restore_postgres_cluster's backup_id)")
+    error: str | None
+    scheduled_by: str | None = Field(description="The ScheduledBackup that took it, if any")
+    request: str | None = Field(description="The PgBackupRequest, when taken through cnpg-mcp")
+
+
+class ScheduleEntry(Output):
+    name: str
+    schedule: str = Field(description="Six-field cron, seconds first (UTC)")
+    suspended: bool
+    immediate: bool
+    method: str
+    next_runs: list[str] = Field(description="The next runs computed from the schedule (UTC); empty when suspended")
+    last_schedule_time: str | None
+    next_schedule_time: str | None = Field(description="As CNPG reports it")
+    request: str | None = Field(description="The PgBackupScheduleRequest, when made through cnpg-mcp")
+
+
+class BackupList(Output):
+    cluster: str
+    store: str | None = Field(description="The ObjectStore the cluster archives into (null: none)")
+    archiving: bool | None = Field(description="CNPG's ContinuousArchiving condition is True")
+    window: RecoveryWindow | None
+    backups: list[BackupEntry] = Field(description="Oldest first")
+    schedules: list[ScheduleEntry]
+    count: int
+
+
+class BackupScheduled(Output):
+    dry_run: bool
+    schedule_name: str
+    cluster: str
+    schedule: str
+    action: str = Field(description="created, updated or unchanged")
+    suspended: bool
+    immediate: bool
+    next_runs: list[str] = Field(description="The next runs (UTC); empty when suspended")
+    state: State | None = None
+    spec: dict[str, Any] | None = None
+
+
+class BackupScheduleDeleted(Output):
+    dry_run: bool
+    deleted: bool
+    schedule_name: str
+    cluster: str
+    backups_kept: bool = Field(description="Whether the Backups it took stay (backupOwnerReference none/cluster)")
+
+
+class ClusterRestore(Output):
+    dry_run: bool
+    created: bool = Field(description="Whether the PgClusterRequest was created")
+    name: str
+    namespace: str
+    source_cluster: str
+    store: str
+    server_name: str
+    target: dict[str, Any] | None = Field(description="restoreFrom.target; null: the latest state")
+    window: RecoveryWindow
+    manifest: dict[str, Any] | None = Field(None, description="The PgClusterRequest (dry_run)")
+    cluster_manifest: dict[str, Any] | None = Field(None, description="The recovery Cluster the operator would "
+                                                                      "create (dry_run)")
+    state: State | None = None
+    cluster_created: bool | None = Field(None, description="Whether the operator created the Cluster yet")
+    ready: bool | None = Field(None, description="Whether CNPG reports the restored cluster healthy")
+    waited_seconds: float | None = None

@@ -91,6 +91,20 @@ async def test_every_tool_output_validates_against_its_output_schema(
         await call("delete_postgres_role", cluster_name="schema-db", role_name=role, dry_run=True, **ns)
         await call("delete_postgres_role", cluster_name="schema-db", role_name=role, **ns)
 
+        store = {"cluster_name": "schema-db", "destination_path": "s3://backups/schema", "credentials_secret": "creds"}
+        await call("configure_postgres_backups", dry_run=True, **store, **ns)
+        await call("configure_postgres_backups", **store, **ns)
+        await call("create_postgres_backup", cluster_name="schema-db", dry_run=True, **ns)
+        await call("create_postgres_backup", cluster_name="schema-db", wait=True, timeout=60, **ns)
+        await call("schedule_postgres_backup", cluster_name="schema-db", schedule="0 0 2 * * *", dry_run=True, **ns)
+        await call("schedule_postgres_backup", cluster_name="schema-db", schedule="0 0 2 * * *", **ns)
+        await call("list_postgres_backups", cluster_name="schema-db", format="json", **ns)
+        await call("restore_postgres_cluster", name="schema-copy", source_cluster="schema-db", dry_run=True, **ns)
+        await call("restore_postgres_cluster", name="schema-copy", source_cluster="schema-db", **ns)
+        await call("delete_postgres_backup_schedule", cluster_name="schema-db", dry_run=True, **ns)
+        await call("delete_postgres_backup_schedule", cluster_name="schema-db", **ns)
+        await call("configure_postgres_backups", archiving=False, **store, **ns)
+
         await call("delete_postgres_cluster", name="schema-db", dry_run=True, **ns)
         assert (await call("delete_postgres_cluster", name="schema-db", **ns))["deleted"] is False  # unconfirmed
         assert (await call("delete_postgres_cluster", name="schema-db", confirm_deletion=True, **ns))["deleted"]

@@ -23,7 +23,7 @@ def names(**options: object) -> set[str]:
 
 
 def test_filter_defaults_to_every_tool_but_the_opt_in_toolsets() -> None:
-    assert names() == NAMES - {"run_readonly_query"} and len(NAMES) == len(TOOLS) == 16
+    assert names() == NAMES - {"run_readonly_query"} and len(NAMES) == len(TOOLS) == 22
     assert names(toolsets=TOOLSETS) == NAMES
 
 
@@ -31,15 +31,17 @@ def test_read_only_offers_exactly_the_tools_annotated_read_only() -> None:
     assert names(read_only=True, toolsets=TOOLSETS) == {s.name for s in TOOLS if s.annotations.read_only_hint}
     assert names(read_only=True) == {"list_postgres_clusters", "get_cluster_status", "list_postgres_roles",
                                      "list_postgres_databases", "get_cluster_logs", "get_connection_info",
-                                     "run_diagnostic_query"}
+                                     "run_diagnostic_query", "list_postgres_backups"}
 
 
 def test_disable_destructive_drops_every_tool_annotated_destructive() -> None:
     kept = names(disable_destructive=True, toolsets=TOOLSETS)
     assert kept == {s.name for s in TOOLS if not s.annotations.destructive_hint}
     assert not kept & {"delete_postgres_cluster", "delete_postgres_role", "delete_postgres_database",
-                       "scale_postgres_cluster", "update_postgres_role"}
-    assert {"create_postgres_cluster", "create_postgres_role", "create_postgres_database"} <= kept
+                       "scale_postgres_cluster", "update_postgres_role", "configure_postgres_backups",
+                       "delete_postgres_backup_schedule"}
+    assert {"create_postgres_cluster", "create_postgres_role", "create_postgres_database", "create_postgres_backup",
+            "schedule_postgres_backup", "restore_postgres_cluster"} <= kept
 
 
 def test_toolsets_select_and_combine_with_the_other_filters() -> None:
@@ -49,6 +51,7 @@ def test_toolsets_select_and_combine_with_the_other_filters() -> None:
         "list_postgres_clusters", "get_cluster_status", "get_connection_info", "list_postgres_databases"}
     assert names(toolsets=["diagnostics"]) == {"get_cluster_logs", "run_diagnostic_query"}
     assert names(toolsets=["sql"]) == {"run_readonly_query"}
+    assert names(toolsets=["backups"], read_only=True) == {"list_postgres_backups"}
     assert {spec.toolset for spec in TOOLS} == set(TOOLSETS)
 
 

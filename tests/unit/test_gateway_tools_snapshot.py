@@ -30,7 +30,9 @@ ORIGINAL_TOOLS = {
 }
 DIAGNOSIS_TOOLS = {"get_cluster_logs", "get_connection_info", "run_diagnostic_query"}  # issue #13: read-only
 SQL_TOOLS = {"run_readonly_query"}  # issue #13: offered only with --toolsets sql
-ALL_TOOLS = ORIGINAL_TOOLS | DIAGNOSIS_TOOLS
+BACKUP_TOOLS = {"configure_postgres_backups", "create_postgres_backup", "list_postgres_backups",  # issue #11
+                "schedule_postgres_backup", "delete_postgres_backup_schedule", "restore_postgres_cluster"}
+ALL_TOOLS = ORIGINAL_TOOLS | DIAGNOSIS_TOOLS | BACKUP_TOOLS
 EVERY_TOOLSET = GatewayConfig(toolsets=TOOLSETS)
 
 
@@ -83,12 +85,14 @@ def test_every_original_tool_with_explicit_annotations() -> None:
 def test_read_only_and_no_destructive_configurations() -> None:
     assert {t["name"] for t in tools_list(GatewayConfig(read_only=True))} == {
         "list_postgres_clusters", "get_cluster_status", "list_postgres_roles", "list_postgres_databases",
-        *DIAGNOSIS_TOOLS}
+        *DIAGNOSIS_TOOLS, "list_postgres_backups"}
     names = {t["name"] for t in tools_list(GatewayConfig(disable_destructive=True))}
     assert not any(name.startswith("delete_") for name in names)
     assert "create_postgres_role" in names
     # Scaling (down removes instances) and role updates (revoking, rotating) are annotated destructive.
     assert not names & {"scale_postgres_cluster", "update_postgres_role"}
+    # Turning WAL archiving off (configure_postgres_backups archiving=false) ends point-in-time recovery.
+    assert "configure_postgres_backups" not in names and "restore_postgres_cluster" in names
 
 
 def test_original_parameter_names_and_defaults() -> None:
