@@ -145,6 +145,15 @@ class RestoreFromSpec(CamelModel):
     target: RecoveryTargetSpec | None = Field(default=None, description="Point in time; default the latest.")
 
 
+class ReadOnlyQueriesSpec(CamelModel):
+    """Read-only SQL for the MCP gateway (run_readonly_query): a dedicated login role, member of
+    pg_monitor only, whose credentials reach the gateway through a mounted Secret."""
+
+    enabled: bool = Field(default=False, description="Provision the read-only role cnpg_mcp_readonly and "
+                                                     "project its credentials to the MCP gateway.")
+    database: PgIdentifier = Field(default="app", description="The database the gateway connects to.")
+
+
 class PgClusterRequestSpec(CamelModel):
     """A desired CloudNativePG Cluster; the Cluster gets the request's name."""
 
@@ -188,6 +197,23 @@ class PgClusterRequestSpec(CamelModel):
         description="Bootstrap the new Cluster from another cluster's backups (point-in-time recovery) instead "
                     "of an empty database; immutable.",
     )
+    read_only_queries: ReadOnlyQueriesSpec | None = Field(
+        default=None,
+        description="Let the MCP gateway run read-only SQL on this cluster (off by default; "
+                    "docs/diagnosis.md).")
+
+
+class ReadOnlyQueriesStatus(CamelModel):
+    """Where read-only SQL stands (never a credential)."""
+
+    enabled: bool = False
+    ready: bool = Field(default=False, description="The role exists and its credentials are projected.")
+    role: str | None = Field(default=None, description="The PostgreSQL role the gateway logs in as.")
+    role_request: str | None = Field(default=None, description="The PgRoleRequest that produces the role.")
+    host: str | None = Field(default=None, description="The read-only Service the gateway connects to.")
+    credentials: str | None = Field(default=None, description="<gateway namespace>/<Secret>:<key> of the "
+                                                              "projected credentials.")
+    message: str | None = None
 
 
 class PgClusterRequestStatus(IntentStatus):
@@ -203,6 +229,8 @@ class PgClusterRequestStatus(IntentStatus):
         default=None,
         description=f"The last value of the {RECREATE_ANNOTATION} annotation the operator has seen; setting the "
                     "annotation to a new value while the Cluster is deleted creates it again (empty).")
+    read_only_queries: ReadOnlyQueriesStatus | None = Field(default=None,
+                                                            description="Read-only SQL for the MCP gateway.")
 
 
 # --------------------------------------------------------------------------- PgRoleRequest
