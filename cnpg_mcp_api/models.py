@@ -149,7 +149,7 @@ class ReadOnlyQueriesSpec(CamelModel):
     """Read-only SQL for the MCP gateway (run_readonly_query): a dedicated login role, member of
     pg_monitor only, whose credentials reach the gateway through a mounted Secret."""
 
-    enabled: bool = Field(default=False, description="Provision the read-only role cnpg_mcp_readonly and "
+    enabled: bool = Field(default=False, description="Provision the read-only role mcp_readonly and "
                                                      "project its credentials to the MCP gateway.")
     database: PgIdentifier = Field(default="app", description="The database the gateway connects to.")
 

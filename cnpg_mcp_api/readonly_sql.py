@@ -7,8 +7,9 @@ from __future__ import annotations
 from typing import Final
 
 # The login role the operator provisions in every cluster whose PgClusterRequest enables
-# spec.readOnlyQueries: LOGIN, member of pg_monitor only (never pg_read_all_data).
-READONLY_ROLE_NAME: Final = "cnpg_mcp_readonly"
+# spec.readOnlyQueries: LOGIN, member of pg_monitor only (never pg_read_all_data). Not `cnpg_...`:
+# CloudNativePG reserves that prefix (its webhook refuses such DatabaseRoles), PostgreSQL reserves `pg_`.
+READONLY_ROLE_NAME: Final = "mcp_readonly"
 READONLY_ROLE_MEMBERSHIPS: Final = ("pg_monitor",)
 # At most this many sessions of the read-only role at once (the gateway pools a few).
 READONLY_ROLE_CONNECTION_LIMIT: Final = 10

@@ -38,6 +38,9 @@ from cnpg_mcp_operator.runtime import Runtime
 log = logging.getLogger(__name__)
 
 Json = dict[str, Any]
+# Every key status.readOnlyQueries may hold: a disabled status removes the others (merge patch nulls).
+DISABLED: Json = {"enabled": False, "ready": False, "role": None, "roleRequest": None, "host": None,
+                  "credentials": None}
 
 
 def _names(body: Mapping[str, Any]) -> tuple[str, str]:
@@ -72,8 +75,8 @@ async def sync(rt: Runtime, body: Json, cluster: Mapping[str, Any] | None) -> Js
         if not was_enabled(body):
             return None
         await withdraw(rt, body)
-        return {"enabled": False, "ready": False, "message": "read-only queries disabled"}
-    base: Json = {"enabled": True, "role": READONLY_ROLE_NAME, "roleRequest": readonly_request_name(name)}
+        return {**DISABLED, "message": "read-only queries disabled"}
+    base: Json = {**DISABLED, "enabled": True, "role": READONLY_ROLE_NAME, "roleRequest": readonly_request_name(name)}
     if cluster is None:
         return {**base, "ready": False, "message": f"waiting for Cluster {name}"}
     host = readonly_host(namespace, name, int((cluster.get("spec") or {}).get("instances") or 1))
