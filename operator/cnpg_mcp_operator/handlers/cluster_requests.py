@@ -178,8 +178,12 @@ async def finalize(rt: Runtime, body: Json, views: CnpgViews) -> None:
         rt.status.forget(body)
 
 
+def _owned_by_a_cluster_request(body: kopf.Body, **_: Any) -> bool:
+    return owner_uid(body, CLUSTER_REQUESTS.kind) is not None
+
+
 @kopf.on.event(ROLE_REQUESTS.group, ROLE_REQUESTS.version, ROLE_REQUESTS.plural, id="readonly_role_changed",
-               registry=REGISTRY)
+               registry=REGISTRY, when=_owned_by_a_cluster_request)
 async def readonly_role_changed(type: str | None, body: kopf.Body, namespace: str | None, memo: Any,
                                 **kwargs: Any) -> None:
     """The read-only PgRoleRequest a PgClusterRequest owns became Ready (project the credentials), stopped
