@@ -21,6 +21,7 @@ PG_IDENTIFIER_PATTERN = PG_NAME_CHARACTERS.pattern
 CLUSTER_NAME_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
 QUANTITY_PATTERN = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$"
 RESERVED_ROLE_NAMES = ("postgres", "streaming_replica", "cnpg_pooler_pgbouncer")
+CNPG_RESERVED_ROLE_PREFIX = "cnpg_"  # CloudNativePG reserves role names starting with it
 RESERVED_DATABASE_NAMES = ("postgres", "template0", "template1")
 DEFAULT_POSTGRES_VERSION = "16"
 DEFAULT_PARAMETERS = {"max_connections": "100", "shared_buffers": "256MB"}
@@ -254,7 +255,8 @@ _PRIVILEGED_MEMBERSHIP_RULE = (
 )
 _RESERVED_ROLE_RULE = (
     "!(self.roleName in [" + ", ".join(f"'{n}'" for n in RESERVED_ROLE_NAMES) + "]) && "
-    "!self.roleName.lowerAscii().startsWith('pg_')"
+    "!self.roleName.lowerAscii().startsWith('pg_') && "
+    f"!self.roleName.startsWith('{CNPG_RESERVED_ROLE_PREFIX}')"  # CNPG's DatabaseRole CRD refuses it
 )
 
 
@@ -263,7 +265,7 @@ class PgRoleRequestSpec(CamelModel):
 
     model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
         {"rule": _RESERVED_ROLE_RULE,
-         "message": "roleName is reserved (postgres, streaming_replica, cnpg_pooler_pgbouncer, pg_*)"},
+         "message": "roleName is reserved (postgres, streaming_replica, pg_*, cnpg_*)"},
         {"rule": _PRIVILEGED_ROLE_RULE,
          "message": "superuser, replication, bypassrls and createrole need privileged: true (and an admin policy that "
                     "allows privileged roles in this namespace)"},

@@ -329,3 +329,14 @@ def test_gateway_mounts_the_projection_but_its_service_account_cannot_read_secre
                    namespace="default")
     assert allowed(operator, "update", "any", resource=constants.CLUSTER_REQUEST_PLURAL, group=constants.GROUP,
                    namespace="default", subresource="finalizers")
+
+
+def test_a_cnpg_prefixed_role_name_is_refused_by_the_api_server(k8s: Any, namespace: str) -> None:
+    """Why the role is not called cnpg_*: CNPG's DatabaseRole CRD refuses that prefix, so the intent does too
+    (before, such a PgRoleRequest was accepted and then retried forever against CNPG's 422)."""
+    with pytest.raises(ApiException) as refused:
+        client.CustomObjectsApi(k8s).create_namespaced_custom_object(
+            constants.GROUP, constants.VERSION, namespace, constants.ROLE_REQUEST_PLURAL,
+            {"apiVersion": constants.API_VERSION, "kind": ROLE, "metadata": {"name": "r"},
+             "spec": {"cluster": "main-db", "roleName": "cnpg_evil"}})
+    assert refused.value.status == 422 and "roleName is reserved" in str(refused.value.body)
