@@ -340,3 +340,27 @@ def test_a_cnpg_prefixed_role_name_is_refused_by_the_api_server(k8s: Any, namesp
             {"apiVersion": constants.API_VERSION, "kind": ROLE, "metadata": {"name": "r"},
              "spec": {"cluster": "main-db", "roleName": "cnpg_evil"}})
     assert refused.value.status == 422 and "roleName is reserved" in str(refused.value.body)
+
+
+def test_a_missing_gateway_namespace_is_reported_and_never_blocks_the_cluster(
+        readonly_operator: OperatorProcess, control_plane: ControlPlane, postgres: PostgresServer,
+        namespace: str, intents: Intents, tmp_path: Path) -> None:
+    missing = f"t-no-gateway-{secrets.token_hex(3)}"
+    readonly_operator.stop()
+    elsewhere = OperatorProcess(control_plane.kubeconfig, tmp_path / "operator.log",
+                                ["--all-namespaces", "--gateway-namespace", missing])
+    try:
+        elsewhere.start()
+        name = f"pg{secrets.token_hex(3)}"
+        intents.create(CLUSTER, namespace, name, {"instances": 1, "readOnlyQueries": {"enabled": True}})
+        stuck = intents.wait_for(CLUSTER, namespace, name,
+                                 lambda o: "cannot write" in str(readonly_status(o).get("message")),
+                                 "readOnlyQueries reporting the missing namespace", timeout=90)
+        assert (intents.ready(stuck) or {}).get("status") == "True"  # the Cluster itself is fine
+        assert readonly_status(stuck)["ready"] is False and missing in readonly_status(stuck)["message"]
+        intents.delete(CLUSTER, namespace, name)  # the deletion is not blocked by the missing namespace
+        intents.wait_gone(CLUSTER, namespace, name)
+        wait_role_dropped(postgres)
+    finally:
+        elsewhere.stop()
+        readonly_operator.start()

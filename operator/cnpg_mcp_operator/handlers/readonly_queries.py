@@ -32,7 +32,7 @@ from cnpg_mcp_operator.builders.readonly import (
 )
 from cnpg_mcp_operator.drift import owned_by
 from cnpg_mcp_operator.handlers.common import ROLE_REQUESTS, create_or_get
-from cnpg_mcp_operator.k8s import SECRETS
+from cnpg_mcp_operator.k8s import SECRETS, ApiError
 from cnpg_mcp_operator.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -104,7 +104,10 @@ async def sync(rt: Runtime, body: Json, cluster: Mapping[str, Any] | None) -> Js
         return {**base, "ready": False, "message": f"waiting for {CA_CERT_KEY} in CNPG's CA Secret {ca_name}"}
     document = credentials_document(host=host, dbname=wanted.database, user=READONLY_ROLE_NAME,
                                     password=password, ca_cert=ca_cert)
-    await _project(rt, credentials_key(namespace, name), document)
+    try:
+        await _project(rt, credentials_key(namespace, name), document)
+    except ApiError as exc:  # e.g. the gateway's namespace does not exist: say so, keep the Cluster's status
+        return {**base, "ready": False, "message": f"cannot write {_location(rt, namespace, name)}: {exc}"}
     return {**base, "ready": True, "credentials": _location(rt, namespace, name),
             "message": f"credentials projected to {_location(rt, namespace, name)}"}
 
@@ -130,7 +133,11 @@ async def _project(rt: Runtime, key: str, document: str | None) -> None:
 async def withdraw(rt: Runtime, body: Json) -> None:
     """Removes the projected key and deletes our PgRoleRequest (whose deletion drops the role)."""
     namespace, name = _names(body)
-    await _project(rt, credentials_key(namespace, name), None)
+    try:
+        await _project(rt, credentials_key(namespace, name), None)
+    except ApiError as exc:  # never block a deletion on the gateway's namespace; the role goes anyway
+        log.warning("PgClusterRequest %s/%s: could not remove %s: %s", namespace, name,
+                    _location(rt, namespace, name), exc)
     request_name = readonly_request_name(name)
     role_request = await rt.api.get(ROLE_REQUESTS, namespace, request_name)
     if role_request is not None and owned_by(role_request, body["metadata"]["uid"]):
