@@ -68,7 +68,22 @@ def pending(body: Mapping[str, Any]) -> bool:
 
 async def sync(rt: Runtime, body: Json, cluster: Mapping[str, Any] | None) -> Json | None:
     """Brings role and projection in line with spec.readOnlyQueries; returns status.readOnlyQueries
-    (None: never enabled, nothing to report). `cluster`: our Cluster, or None when we may not act on it."""
+    (None: never enabled, nothing to report). `cluster`: our Cluster, or None when we may not act on it.
+
+    An API error here is reported in that status, never raised: the Cluster's own status must not
+    depend on read-only queries (the next Cluster event or update tries again).
+    """
+    try:
+        return await _sync(rt, body, cluster)
+    except ApiError as exc:
+        if exc.namespace_terminating:
+            raise
+        # enabled stays True while a removal failed, so the removal is tried again (pending()).
+        enabled = readonly_spec(body) is not None or was_enabled(body)
+        return {**DISABLED, "enabled": enabled, "message": f"read-only queries: {exc}"}
+
+
+async def _sync(rt: Runtime, body: Json, cluster: Mapping[str, Any] | None) -> Json | None:
     namespace, name = _names(body)
     wanted = readonly_spec(body)
     if wanted is None:
