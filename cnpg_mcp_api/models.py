@@ -21,6 +21,7 @@ PG_IDENTIFIER_PATTERN = PG_NAME_CHARACTERS.pattern
 CLUSTER_NAME_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
 QUANTITY_PATTERN = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$"
 RESERVED_ROLE_NAMES = ("postgres", "streaming_replica", "cnpg_pooler_pgbouncer")
+CNPG_RESERVED_ROLE_PREFIX = "cnpg_"  # CloudNativePG reserves role names starting with it
 RESERVED_DATABASE_NAMES = ("postgres", "template0", "template1")
 DEFAULT_POSTGRES_VERSION = "16"
 DEFAULT_PARAMETERS = {"max_connections": "100", "shared_buffers": "256MB"}
@@ -145,6 +146,15 @@ class RestoreFromSpec(CamelModel):
     target: RecoveryTargetSpec | None = Field(default=None, description="Point in time; default the latest.")
 
 
+class ReadOnlyQueriesSpec(CamelModel):
+    """Read-only SQL for the MCP gateway (run_readonly_query): a dedicated login role, member of
+    pg_monitor only, whose credentials reach the gateway through a mounted Secret."""
+
+    enabled: bool = Field(default=False, description="Provision the read-only role mcp_readonly and "
+                                                     "project its credentials to the MCP gateway.")
+    database: PgIdentifier = Field(default="app", description="The database the gateway connects to.")
+
+
 class PgClusterRequestSpec(CamelModel):
     """A desired CloudNativePG Cluster; the Cluster gets the request's name."""
 
@@ -188,6 +198,23 @@ class PgClusterRequestSpec(CamelModel):
         description="Bootstrap the new Cluster from another cluster's backups (point-in-time recovery) instead "
                     "of an empty database; immutable.",
     )
+    read_only_queries: ReadOnlyQueriesSpec | None = Field(
+        default=None,
+        description="Let the MCP gateway run read-only SQL on this cluster (off by default; "
+                    "docs/diagnosis.md).")
+
+
+class ReadOnlyQueriesStatus(CamelModel):
+    """Where read-only SQL stands (never a credential)."""
+
+    enabled: bool = False
+    ready: bool = Field(default=False, description="The role exists and its credentials are projected.")
+    role: str | None = Field(default=None, description="The PostgreSQL role the gateway logs in as.")
+    role_request: str | None = Field(default=None, description="The PgRoleRequest that produces the role.")
+    host: str | None = Field(default=None, description="The read-only Service the gateway connects to.")
+    credentials: str | None = Field(default=None, description="<gateway namespace>/<Secret>:<key> of the "
+                                                              "projected credentials.")
+    message: str | None = None
 
 
 class PgClusterRequestStatus(IntentStatus):
@@ -203,6 +230,8 @@ class PgClusterRequestStatus(IntentStatus):
         default=None,
         description=f"The last value of the {RECREATE_ANNOTATION} annotation the operator has seen; setting the "
                     "annotation to a new value while the Cluster is deleted creates it again (empty).")
+    read_only_queries: ReadOnlyQueriesStatus | None = Field(default=None,
+                                                            description="Read-only SQL for the MCP gateway.")
 
 
 # --------------------------------------------------------------------------- PgRoleRequest
@@ -226,7 +255,8 @@ _PRIVILEGED_MEMBERSHIP_RULE = (
 )
 _RESERVED_ROLE_RULE = (
     "!(self.roleName in [" + ", ".join(f"'{n}'" for n in RESERVED_ROLE_NAMES) + "]) && "
-    "!self.roleName.lowerAscii().startsWith('pg_')"
+    "!self.roleName.lowerAscii().startsWith('pg_') && "
+    f"!self.roleName.startsWith('{CNPG_RESERVED_ROLE_PREFIX}')"  # CNPG's DatabaseRole CRD refuses it
 )
 
 
@@ -235,7 +265,7 @@ class PgRoleRequestSpec(CamelModel):
 
     model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
         {"rule": _RESERVED_ROLE_RULE,
-         "message": "roleName is reserved (postgres, streaming_replica, cnpg_pooler_pgbouncer, pg_*)"},
+         "message": "roleName is reserved (postgres, streaming_replica, pg_*, cnpg_*)"},
         {"rule": _PRIVILEGED_ROLE_RULE,
          "message": "superuser, replication, bypassrls and createrole need privileged: true (and an admin policy that "
                     "allows privileged roles in this namespace)"},

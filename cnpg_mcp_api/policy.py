@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from typing import Any
 
-from cnpg_mcp_api.models import RESERVED_ROLE_NAMES
+from cnpg_mcp_api.models import CNPG_RESERVED_ROLE_PREFIX, RESERVED_ROLE_NAMES
 
 PRIVILEGED_ATTRIBUTES = ("superuser", "replication", "bypassrls", "createrole")
 # Membership in these gives a superuser's or replication's powers, or a predefined pg_* role.
@@ -25,8 +25,9 @@ ADMIN_POLICY_HINT = "the operator's admin policy (--allow-privileged-namespace)"
 
 
 def is_reserved_role(name: str) -> bool:
-    # PostgreSQL refuses CREATE ROLE pg_* in any letter case.
-    return name in RESERVED_ROLE_NAMES or name.lower().startswith("pg_")
+    # PostgreSQL refuses CREATE ROLE pg_* in any letter case; CloudNativePG's DatabaseRole CRD refuses
+    # names starting with cnpg_ (case-sensitive, like its CEL rule).
+    return name in RESERVED_ROLE_NAMES or name.lower().startswith("pg_") or name.startswith(CNPG_RESERVED_ROLE_PREFIX)
 
 
 def is_privileged_membership(name: str) -> bool:

@@ -84,8 +84,13 @@ def _serving_certificate(
     ca_key: rsa.RSAPrivateKey, ca_cert: x509.Certificate, common_name: str, dns_names: list[str]
 ) -> tuple[rsa.RSAPrivateKey, x509.Certificate]:
     """A server certificate for 127.0.0.1 and `dns_names`, signed by the CA."""
-    valid = _validity()
     serving_key = _key()
+    return serving_key, _sign_serving_certificate(ca_key, ca_cert, serving_key, common_name, dns_names)
+
+
+def _sign_serving_certificate(ca_key: rsa.RSAPrivateKey, ca_cert: x509.Certificate, serving_key: rsa.RSAPrivateKey,
+                              common_name: str, dns_names: list[str]) -> x509.Certificate:
+    valid = _validity()
     names: list[x509.GeneralName] = [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
     names += [x509.DNSName(name) for name in dns_names]
     serving_cert = (
@@ -100,7 +105,7 @@ def _serving_certificate(
         .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
-    return serving_key, serving_cert
+    return serving_cert
 
 
 def _write_cert(cert: x509.Certificate, path: Path) -> None:
@@ -181,3 +186,58 @@ def create_webhook_pki(directory: Path) -> WebhookPki:
     _write_cert(serving_cert, cert_dir / "apiserver.crt")
     _write_key(serving_key, cert_dir / "apiserver.key")
     return pki
+
+
+# ------------------------------------------------------------------- the sandbox PostgreSQL's TLS
+
+POSTGRES_CA_NAME = "cnpg-mcp-sandbox-cluster-ca"
+
+
+@dataclass(frozen=True)
+class PostgresTls:
+    """The sandbox PostgreSQL's TLS files: the CA every simulated Cluster's `<cluster>-ca` Secret holds
+    (one real server plays every cluster, so one CA signs its one certificate) and that certificate."""
+
+    directory: Path
+
+    @property
+    def ca_cert(self) -> Path:
+        return self.directory / "ca.crt"
+
+    @property
+    def ca_key(self) -> Path:
+        return self.directory / "ca.key"
+
+    @property
+    def server_cert(self) -> Path:
+        return self.directory / "server.crt"
+
+    @property
+    def server_key(self) -> Path:
+        return self.directory / "server.key"
+
+
+def create_postgres_tls(directory: Path) -> PostgresTls:
+    """A CA and a server key plus a certificate for localhost/127.0.0.1 (names are added later)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    tls = PostgresTls(directory)
+    ca_key, ca_cert = _certificate_authority(POSTGRES_CA_NAME)
+    _write_cert(ca_cert, tls.ca_cert)
+    _write_key(ca_key, tls.ca_key)
+    _write_key(_key(), tls.server_key)
+    issue_postgres_server_certificate(tls, [])
+    return tls
+
+
+def issue_postgres_server_certificate(tls: PostgresTls, dns_names: list[str]) -> None:
+    """Signs a new server certificate (same key) for localhost, 127.0.0.1 and `dns_names`, replacing the
+    old one atomically (PostgreSQL reads it again on pg_reload_conf())."""
+    ca_key = serialization.load_pem_private_key(tls.ca_key.read_bytes(), password=None)
+    server_key = serialization.load_pem_private_key(tls.server_key.read_bytes(), password=None)
+    assert isinstance(ca_key, rsa.RSAPrivateKey) and isinstance(server_key, rsa.RSAPrivateKey)
+    ca_cert = x509.load_pem_x509_certificate(tls.ca_cert.read_bytes())
+    cert = _sign_serving_certificate(ca_key, ca_cert, server_key, "cnpg-mcp-sandbox-postgres",
+                                     ["localhost", *dns_names])
+    staged = tls.server_cert.with_suffix(".crt.new")
+    _write_cert(cert, staged)
+    staged.replace(tls.server_cert)

@@ -36,6 +36,7 @@ import psycopg
 from psycopg.conninfo import make_conninfo
 
 from devcluster.controlplane import free_port
+from devcluster.pki import PostgresTls, create_postgres_tls, issue_postgres_server_certificate
 
 INSTALL_HINT = "PostgreSQL server binaries not found: run `apt-get install -y postgresql`"
 BINDIR_ENV = "CNPG_MCP_PG_BINDIR"
@@ -171,6 +172,24 @@ class PostgresServer:
     def log_file(self) -> Path:
         return self.base_dir / "postgres.log"
 
+    # --- TLS (what CNPG's instances serve: a certificate for the cluster's Service names) --------
+    @property
+    def tls(self) -> PostgresTls:
+        return PostgresTls(self.base_dir / "tls")
+
+    @property
+    def sql_endpoint(self) -> str:
+        """HOST:PORT where a client really connects for any simulated cluster's Service name (libpq
+        `hostaddr`/`port`, with `host=<cluster>-ro.<ns>.svc` for certificate verification)."""
+        return f"{self.host}:{self.port}"
+
+    def serve_tls_names(self, dns_names: list[str]) -> None:
+        """Re-issues the server certificate for exactly these names (plus localhost/127.0.0.1) and
+        makes PostgreSQL load it (pg_reload_conf); sessions already open keep their certificate."""
+        issue_postgres_server_certificate(self.tls, sorted(set(dns_names)))
+        with psycopg.connect(self.superuser_dsn(), autocommit=True) as connection:
+            connection.execute("SELECT pg_reload_conf()")
+
     # --- connection strings -------------------------------------------------------------
     def dsn(self, user: str, password: str | None, dbname: str = "postgres") -> str:
         params: dict[str, Any] = {"host": self.host, "port": self.port, "user": user, "dbname": dbname,
@@ -274,6 +293,8 @@ class PostgresServer:
             "host all all 127.0.0.1/32 scram-sha-256\n"
             "host all all ::1/128 scram-sha-256\n")
         run_as.hand_over(self.data_dir / "pg_hba.conf")
+        tls = create_postgres_tls(self.tls.directory)
+        run_as.hand_over(tls.server_key)  # PostgreSQL refuses a key it does not own (mode 0600)
         (self.base_dir / "run").mkdir(exist_ok=True)
         run_as.hand_over(self.base_dir / "run")
 
@@ -288,7 +309,9 @@ class PostgresServer:
                      "-c", f"unix_socket_directories={self.base_dir / 'run'}",
                      "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
                      "-c", "max_connections=200", "-c", "shared_buffers=32MB",
-                     "-c", "password_encryption=scram-sha-256"],
+                     "-c", "password_encryption=scram-sha-256",
+                     "-c", "ssl=on", "-c", f"ssl_cert_file={self.tls.server_cert}",
+                     "-c", f"ssl_key_file={self.tls.server_key}"],
                     stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=self._env(),
                     cwd=self.base_dir, start_new_session=True,
                     preexec_fn=None if detach else _die_with_parent,  # noqa: PLW1509 (only prctl)

@@ -44,6 +44,7 @@ from devcluster.simulator.context import ChangeFilter, Context, WatchSpec, custo
 from devcluster.simulator.databases import create_database_sql
 from devcluster.simulator.pods import ensure_instance_pods
 from devcluster.simulator.roles import DesiredRole, apply_role, desired_role, drop_role
+from devcluster.simulator.tls import CA_SECRET_SUFFIX, ServerNames
 
 log = logging.getLogger("cnpg-simulator")
 PLURAL = "clusters"
@@ -247,6 +248,7 @@ class ClusterHandler:
         self._ctx = ctx
         self._generations: dict[tuple[str, str], int] = {}
         self._changes = ChangeFilter(cluster_fingerprint)
+        self._tls = ServerNames(ctx.pg.server)
 
     def watches(self) -> Sequence[WatchSpec]:
         return [WatchSpec("clusters", custom_objects(PLURAL), self._event)]
@@ -278,7 +280,7 @@ class ClusterHandler:
             ctx.kube.patch_status(PLURAL, cluster, cluster_status(
                 cluster, roles_status=None, app_secret_version=None, blocked_reason="Creating primary",
                 now=now_rfc3339()))
-        problems = self._ensure_services(cluster)
+        problems = self._ensure_services(cluster) + self._ensure_tls(cluster)
         blocked, app_version, app_secret = self._bootstrap(cluster)
         outcomes, role_secrets = self._reconcile_managed_roles(cluster)
         ctx.secret_users.remember(key, [*role_secrets, app_secret])
@@ -311,6 +313,23 @@ class ClusterHandler:
             except ApiException as exc:  # e.g. 422 invalid name, 500 "the Service IP range is full"
                 problems.append(f"Service {service}: {api_error_text(exc)}")
         return problems
+
+    def _ensure_tls(self, cluster: Json) -> list[str]:
+        """The server certificate covers this cluster's Service names; its `<cluster>-ca` Secret exists."""
+        namespace, name = cluster["metadata"]["namespace"], cluster["metadata"]["name"]
+        secret_name = f"{name}{CA_SECRET_SUFFIX}"
+        try:
+            self._tls.ensure(namespace, name)
+            if self._ctx.kube.read_secret(namespace, secret_name) is None:
+                core = self._ctx.kube.core()
+                self._ctx.kube.create_if_missing(
+                    partial(core.create_namespaced_secret, namespace, self._tls.ca_secret(cluster)),
+                    f"Secret {namespace}/{secret_name}", "secrets")
+        except ApiException as exc:
+            return [f"Secret {secret_name}: {api_error_text(exc)}"]
+        except (OSError, psycopg.Error) as exc:
+            return [f"server certificate: {pg_error_text(exc) if isinstance(exc, psycopg.Error) else exc}"]
+        return []
 
     def _bootstrap(self, cluster: Json) -> tuple[str | None, str | None, str]:
         """App Secret + bootstrap owner and database. → (blocked reason, app Secret version, its name)."""

@@ -32,7 +32,7 @@ def checked_name(name: str, what: str = "role") -> str:
     problem = identifier_problem(name, what)
     if problem is None and what == "role" and is_reserved_role(name):
         problem = (f"role name {name!r} is reserved for PostgreSQL or CloudNativePG (postgres, "
-                   "streaming_replica, cnpg_pooler_pgbouncer, pg_*)")
+                   "streaming_replica, pg_*, cnpg_*)")
     if problem is not None:
         raise errors.tool_error(errors.INVALID_ARGUMENT, f"{problem}. Choose another name.")
     return name

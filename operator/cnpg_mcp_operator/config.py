@@ -8,10 +8,15 @@ import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from cnpg_mcp_operator.backend import CHOICES
 
 DEFAULT_PEERING_LIFETIME = 30  # seconds; a killed active replica blocks the standby at most this long
+GATEWAY_NAMESPACE_ENV = "CNPG_MCP_GATEWAY_NAMESPACE"
+# In a pod, the namespace of its ServiceAccount (the operator's own namespace).
+SERVICE_ACCOUNT_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+FALLBACK_GATEWAY_NAMESPACE = "cnpg-mcp"
 
 
 @dataclass(frozen=True)
@@ -25,6 +30,8 @@ class OperatorConfig:
     peering: str | None = None  # Kopf peering object name; None = standalone (one process only)
     peering_priority: int = 0
     peering_lifetime: int = DEFAULT_PEERING_LIFETIME
+    # Where the MCP gateway runs: the read-only SQL credentials Secret is written there.
+    gateway_namespace: str = FALLBACK_GATEWAY_NAMESPACE
 
     @property
     def clusterwide(self) -> bool:
@@ -40,6 +47,17 @@ def start_time_priority() -> int:
     leaves). Milliseconds times 1000 plus a random tie-breaker stays below 2**53 (exact in JSON).
     """
     return -(time.time_ns() // 1_000_000 * 1000 + secrets.randbelow(1000))
+
+
+def default_gateway_namespace() -> str:
+    """$CNPG_MCP_GATEWAY_NAMESPACE, else the operator's own namespace (in a pod), else cnpg-mcp."""
+    if from_env := os.environ.get(GATEWAY_NAMESPACE_ENV):
+        return from_env
+    try:
+        own = SERVICE_ACCOUNT_NAMESPACE_FILE.read_text().strip()
+    except OSError:
+        own = ""
+    return own or FALLBACK_GATEWAY_NAMESPACE
 
 
 def parse_args(argv: Sequence[str] | None = None) -> OperatorConfig:
@@ -66,6 +84,9 @@ def parse_args(argv: Sequence[str] | None = None) -> OperatorConfig:
                         help="serve the liveness probe at this URL, e.g. http://0.0.0.0:8080/healthz")
     parser.add_argument("--metrics", metavar="URL", default=None,
                         help="serve Prometheus metrics at this URL, e.g. http://0.0.0.0:8081/metrics (default: off)")
+    parser.add_argument("--gateway-namespace", metavar="NAME", default=None,
+                        help="the MCP gateway's namespace: the read-only SQL credentials Secret goes there "
+                             f"(default: ${GATEWAY_NAMESPACE_ENV}, else the operator's own namespace)")
     peering = parser.add_argument_group(
         "peering", "several replicas, one active: Kopf peering through a ClusterKopfPeering (with "
                    "--all-namespaces) or a KopfPeering per namespace; without --peering the operator "
@@ -94,4 +115,5 @@ def parse_args(argv: Sequence[str] | None = None) -> OperatorConfig:
         peering=None if args.standalone else args.peering,
         peering_priority=start_time_priority() if args.peering_priority is None else args.peering_priority,
         peering_lifetime=args.peering_lifetime,
+        gateway_namespace=args.gateway_namespace or default_gateway_namespace(),
     )

@@ -19,17 +19,19 @@ from typing import Any
 import kopf
 
 from cnpg_mcp_api import constants
-from cnpg_mcp_api.conditions import ready_reason
+from cnpg_mcp_api.conditions import ready_condition, ready_reason
 from cnpg_mcp_api.models import RECREATE_ANNOTATION, PgClusterRequestSpec
 from cnpg_mcp_operator.backup_readiness import restore_refusal
 from cnpg_mcp_operator.builders.cluster import build_cluster, build_cluster_patch, desired_instances
-from cnpg_mcp_operator.handlers.common import CLUSTER_REQUESTS, spec_problem, verdict_status
+from cnpg_mcp_operator.builders.readonly import owner_uid
+from cnpg_mcp_operator.handlers import readonly_queries
+from cnpg_mcp_operator.handlers.common import CLUSTER_REQUESTS, ROLE_REQUESTS, spec_problem, verdict_status
 from cnpg_mcp_operator.k8s import CLUSTERS
 from cnpg_mcp_operator.readiness import Verdict, cluster_verdict
 from cnpg_mcp_operator.registry import REGISTRY
 from cnpg_mcp_operator.runtime import Runtime, runtime_of
 from cnpg_mcp_operator.status_writer import intent_key
-from cnpg_mcp_operator.views import CnpgViews, plain
+from cnpg_mcp_operator.views import CnpgViews, every, plain
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +127,9 @@ async def reconcile(rt: Runtime, body: Json, views: CnpgViews) -> None:
         extra = {**_extra(name, cluster), **acknowledged}
         if cluster is not None and conflict is None:
             extra["clusterUID"] = cluster["metadata"]["uid"]
+        readonly = await readonly_queries.sync(rt, body, cluster if conflict is None else None)
+        if readonly is not None:
+            extra["readOnlyQueries"] = readonly
         verdict = Verdict(False, "Conflict", conflict) if conflict else cluster_verdict(
             desired_instances(body, cluster), cluster)
         await rt.status.write(CLUSTER_REQUESTS, body, verdict_status(body, verdict, **extra))
@@ -154,12 +159,14 @@ def needs_reconcile(_: Runtime, body: Json, views: CnpgViews) -> bool:
     cluster = views.cluster(body["metadata"]["namespace"], body["metadata"]["name"])
     if cluster is None or reason == "ClusterDeleted":
         return True
-    return _is_ours(cluster, body["metadata"]["name"]) and bool(build_cluster_patch(body, cluster))
+    return _is_ours(cluster, body["metadata"]["name"]) and (
+        bool(build_cluster_patch(body, cluster)) or readonly_queries.pending(body))
 
 
 async def finalize(rt: Runtime, body: Json, views: CnpgViews) -> None:
     async with rt.locks(intent_key(body)):
         namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+        await readonly_queries.withdraw(rt, body)
         cluster = views.cluster(namespace, name) or await rt.api.get(CLUSTERS, namespace, name)
         if cluster is not None and _is_ours(cluster, name):
             if (body.get("spec") or {}).get("deletionPolicy") == "Delete":
@@ -169,3 +176,27 @@ async def finalize(rt: Runtime, body: Json, views: CnpgViews) -> None:
                 await rt.api.patch(CLUSTERS, namespace, name, {"metadata": {"labels": {REQUEST_LABEL: None}}})
                 log.info("PgClusterRequest %s/%s: Cluster retained and released", namespace, name)
         rt.status.forget(body)
+
+
+def _owned_by_a_cluster_request(body: kopf.Body, **_: Any) -> bool:
+    return owner_uid(body, CLUSTER_REQUESTS.kind) is not None
+
+
+@kopf.on.event(ROLE_REQUESTS.group, ROLE_REQUESTS.version, ROLE_REQUESTS.plural, id="readonly_role_changed",
+               registry=REGISTRY, when=_owned_by_a_cluster_request)
+async def readonly_role_changed(type: str | None, body: kopf.Body, namespace: str | None, memo: Any,
+                                **kwargs: Any) -> None:
+    """The read-only PgRoleRequest a PgClusterRequest owns became Ready (project the credentials), stopped
+    being Ready, or was deleted while still wanted (create it again): reconcile its owner."""
+    owner = owner_uid(body, CLUSTER_REQUESTS.kind)
+    if owner is None:
+        return
+    request = plain(body)
+    parent = next((p for p in every(kwargs.get("cluster_requests"), (namespace or "", str(
+        (request.get("spec") or {}).get("cluster") or ""))) if p["metadata"]["uid"] == owner), None)
+    if parent is None or parent["metadata"].get("deletionTimestamp"):
+        return
+    child_ready = ready_condition(request).get("status") == "True"
+    reported = bool(((parent.get("status") or {}).get("readOnlyQueries") or {}).get("ready"))
+    if type == "DELETED" or child_ready != reported:
+        await reconcile(runtime_of(memo), parent, CnpgViews.from_kwargs(kwargs))

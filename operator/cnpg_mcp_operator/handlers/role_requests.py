@@ -25,6 +25,7 @@ from cnpg_mcp_api.conditions import ready_reason
 from cnpg_mcp_api.models import PgRoleRequestSpec
 from cnpg_mcp_api.naming import role_secret_name
 from cnpg_mcp_operator.backend import RoleBackend, backend_of
+from cnpg_mcp_operator.builders.readonly import is_operator_readonly_request
 from cnpg_mcp_operator.builders.role import (
     build_database_role,
     build_managed_role_entry,
@@ -101,6 +102,8 @@ async def _reconcile_locked(rt: Runtime, body: Json, views: CnpgViews) -> None:
     namespace, name, cluster_name, role = _names(body)
     cluster = views.cluster(namespace, cluster_name)
     denial = policy_denial(rt, body, cluster, views.requested_roles(namespace, cluster_name, ready=True))
+    if denial is not None and is_operator_readonly_request(body, views.cluster_request(namespace, cluster_name)):
+        denial = None  # the read-only role the operator itself provisions (builders/readonly.py)
     if denial is not None:
         refused = Verdict(False, "PolicyDenied", denial)
         await rt.status.write(ROLE_REQUESTS, body, verdict_status(body, refused))
