@@ -296,6 +296,8 @@ class DiagnosticResult(Output):
     row_count: int
     truncated: bool
     duration_ms: float
+
+
 class RecoveryWindow(Output):
     server_name: str | None = Field(description="The cluster's folder (serverName) in the store")
     first_recoverability_point: str | None = Field(description="The earliest time a restore can reach; null: "

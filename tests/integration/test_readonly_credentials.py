@@ -24,6 +24,7 @@ import psycopg
 import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
+from mcp import Client
 from psycopg import errors
 
 from cnpg_mcp_api import constants
@@ -37,6 +38,7 @@ from cnpg_mcp_api.readonly_sql import (
 from devcluster.controlplane import ControlPlane
 from devcluster.postgres import PostgresServer
 from tests.integration.conftest import Intents, OperatorProcess
+from tests.integration.gateway_helpers import error, gateway_server, ok
 from tests.integration.test_deploy_rbac import NAMESPACE as DEPLOY_NAMESPACE
 from tests.integration.test_deploy_rbac import deployed  # noqa: F401 (the fixture: deploy/ applied)
 
@@ -45,6 +47,11 @@ PRIVILEGED_ATTRIBUTES = ("rolsuper", "rolcreatedb", "rolcreaterole", "rolreplica
 
 
 # ------------------------------------------------------------------------------------------ fixtures
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
 
 
 @pytest.fixture(scope="module")
@@ -364,3 +371,36 @@ def test_a_missing_gateway_namespace_is_reported_and_never_blocks_the_cluster(
     finally:
         elsewhere.stop()
         readonly_operator.start()
+
+
+# ------------------------------------------------------------------- both halves: the tool over TLS
+
+
+@pytest.mark.anyio
+async def test_run_readonly_query_uses_the_projected_credentials_over_verified_tls(
+        readonly_operator: OperatorProcess, control_plane: ControlPlane, k8s: Any, postgres: PostgresServer,
+        namespace: str, gateway_namespace: str, intents: Intents, tmp_path: Path) -> None:
+    """The operator's projection, mounted as the kubelet would (one file per key), read by the gateway's
+    `run_readonly_query`: the session is TLS with the certificate verified, and a write is still refused."""
+    name, _ = enable(intents, namespace)
+    mounted = tmp_path / "sql"
+    mounted.mkdir()
+    for key, value in (projection(k8s, gateway_namespace) or {}).items():
+        (mounted / key).write_text(value)
+    server = gateway_server(control_plane, toolsets=("sql", "diagnostics"), sql_credentials_dir=mounted,
+                            sql_endpoint_override=postgres.sql_endpoint)
+    try:
+        async with Client(server) as mcp:
+            answer = ok(await mcp.call_tool("run_readonly_query", {
+                "cluster_name": name, "namespace": namespace,
+                "sql": "SELECT ssl, current_user FROM pg_stat_ssl WHERE pid = pg_backend_pid()"}))
+            assert answer["rows"] == [[True, READONLY_ROLE_NAME]]
+            error(await mcp.call_tool("run_readonly_query", {
+                "cluster_name": name, "namespace": namespace, "sql": "CREATE TABLE t_nope (i int)"}),
+                "QUERY_REFUSED")
+            states = ok(await mcp.call_tool("run_diagnostic_query", {
+                "cluster_name": name, "namespace": namespace, "check": "connections_by_state"}))
+            assert states["row_count"] >= 1
+    finally:
+        intents.delete(CLUSTER, namespace, name)
+        wait_role_dropped(postgres)
