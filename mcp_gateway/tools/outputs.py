@@ -266,3 +266,51 @@ class ConnectionInfo(Output):
     ca_secret_key: str
     ca_command: str = Field(description="The kubectl command that saves only ca.crt")
     uri: str = Field(description="libpq URI without the password")
+
+
+class PoolerEntry(Output):
+    name: str
+    cluster: str | None
+    type: str | None
+    instances: int | None = Field(description="PgBouncer instances asked for")
+    ready_instances: int | None = Field(description="PgBouncer instances CNPG reports (status.instances)")
+    phase: str | None = Field(description="CNPG's Pooler phase: active, paused, inactive, failed")
+    pool_mode: str | None
+    paused: bool | None
+    parameters: dict[str, str]
+    service: str = Field(description="Where clients connect: <pooler>.<namespace>:5432")
+    managed: bool = Field(description="A PgPoolerRequest of cnpg-mcp manages it")
+    request: State | None
+
+
+class PoolerList(Output):
+    scope: str
+    poolers: list[PoolerEntry]
+    count: int
+
+
+class PoolerCreated(Output):
+    dry_run: bool
+    created: bool
+    name: str
+    cluster: str
+    request: str
+    manifest: dict[str, Any]
+    pooler_created: bool | None = Field(None, description="The operator created the CNPG Pooler (not dry runs)")
+    service: str | None = None
+    message: str | None = None
+
+
+class PoolerUpdated(Output):
+    dry_run: bool
+    changed: bool
+    name: str
+    changes: dict[str, Change]
+
+
+class PoolerDeleted(Output):
+    dry_run: bool
+    deleted: bool
+    name: str
+    cluster: str | None
+    deletion_requested: bool | None = None

@@ -80,6 +80,7 @@ class CnpgViews:
     backups: Mapping[Any, Iterable[Json]] | None = None
     scheduled_backups: Mapping[Any, Iterable[Json]] | None = None
     object_stores: Mapping[Any, Iterable[Json]] | None = None
+    poolers: Mapping[Any, Iterable[Json]] | None = None
 
     def cluster(self, namespace: str, name: str) -> Json | None:
         return first(self.clusters, (namespace, name))
@@ -98,6 +99,9 @@ class CnpgViews:
 
     def object_store(self, namespace: str, name: str) -> Json | None:
         return first(self.object_stores, (namespace, name))
+
+    def pooler(self, namespace: str, name: str) -> Json | None:
+        return first(self.poolers, (namespace, name))
 
     def requested_roles(self, namespace: str, cluster: str, *, ready: bool) -> set[str]:
         """Role names of the live PgRoleRequests of `namespace` for `cluster`: the Ready ones, or the
@@ -119,4 +123,4 @@ class CnpgViews:
         return cls(clusters=kwargs["cnpg_clusters"], database_roles=kwargs.get("cnpg_database_roles"),
                    databases=kwargs["cnpg_databases"], role_requests=kwargs.get("role_requests_by_cluster"),
                    backups=kwargs.get("cnpg_backups"), scheduled_backups=kwargs.get("cnpg_scheduled_backups"),
-                   object_stores=kwargs.get("cnpg_object_stores"))
+                   object_stores=kwargs.get("cnpg_object_stores"), poolers=kwargs.get("cnpg_poolers"))

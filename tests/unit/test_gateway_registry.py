@@ -23,13 +23,14 @@ def names(**options: object) -> set[str]:
 
 
 def test_filter_defaults_to_every_tool() -> None:
-    assert names() == NAMES and len(NAMES) == len(TOOLS) == 14
+    assert names() == NAMES and len(NAMES) == len(TOOLS) == 18
 
 
 def test_read_only_offers_exactly_the_tools_annotated_read_only() -> None:
     assert names(read_only=True) == {s.name for s in TOOLS if s.annotations.read_only_hint}
     assert names(read_only=True) == {"list_postgres_clusters", "get_cluster_status", "list_postgres_roles",
-                                     "list_postgres_databases", "get_cluster_logs", "get_connection_info"}
+                                     "list_postgres_databases", "get_cluster_logs", "get_connection_info",
+                                     "list_postgres_poolers"}
 
 
 def test_disable_destructive_drops_every_tool_annotated_destructive() -> None:

@@ -28,7 +28,8 @@ ORIGINAL_TOOLS = {
     "delete_postgres_role", "list_postgres_databases", "create_postgres_database", "delete_postgres_database",
 }
 DIAGNOSIS_TOOLS = {"get_cluster_logs", "get_connection_info"}  # issue #13: read-only
-ALL_TOOLS = ORIGINAL_TOOLS | DIAGNOSIS_TOOLS
+POOLER_TOOLS = {"list_postgres_poolers", "create_postgres_pooler", "update_postgres_pooler", "delete_postgres_pooler"}
+ALL_TOOLS = ORIGINAL_TOOLS | DIAGNOSIS_TOOLS | POOLER_TOOLS
 
 
 def tools_list(config: GatewayConfig) -> list[dict[str, Any]]:
@@ -77,12 +78,14 @@ def test_every_original_tool_with_explicit_annotations() -> None:
 def test_read_only_and_no_destructive_configurations() -> None:
     assert {t["name"] for t in tools_list(GatewayConfig(read_only=True))} == {
         "list_postgres_clusters", "get_cluster_status", "list_postgres_roles", "list_postgres_databases",
-        *DIAGNOSIS_TOOLS}
+        *DIAGNOSIS_TOOLS, "list_postgres_poolers"}
     names = {t["name"] for t in tools_list(GatewayConfig(disable_destructive=True))}
     assert not any(name.startswith("delete_") for name in names)
     assert "create_postgres_role" in names
     # Scaling (down removes instances) and role updates (revoking, rotating) are annotated destructive.
     assert not names & {"scale_postgres_cluster", "update_postgres_role"}
+    # Pooler updates (pause holds every client; fewer instances cut connections) are destructive too.
+    assert "create_postgres_pooler" in names and "update_postgres_pooler" not in names
 
 
 def test_original_parameter_names_and_defaults() -> None:
