@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Literal
 
 from cnpg_mcp_api.pg_contexts import PG_SETTING_CONTEXTS
@@ -85,3 +86,14 @@ def image_major(image: str | None) -> int | None:
     """The PostgreSQL major version in an image reference's tag (None when the tag does not say)."""
     match = _IMAGE_MAJOR.search(image or "")
     return int(match.group(1)) if match else None
+
+
+_QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$")
+_FACTORS = {None: 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18,
+            "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
+
+
+def quantity_bytes(quantity: str) -> Decimal | None:
+    """A Kubernetes storage quantity (10Gi, 500M, 1.5Ti) in bytes; None when it is not one."""
+    match = _QUANTITY.match(quantity.strip())
+    return Decimal(match.group(1)) * _FACTORS[match.group(2)] if match else None

@@ -40,6 +40,11 @@ def _validated(model: type[CamelModel], data: Mapping[str, Any]) -> CamelModel:
         raise errors.tool_error(errors.INVALID_ARGUMENT, problems) from exc
 
 
+def validated_spec(model: type[CamelModel], data: Mapping[str, Any]) -> CamelModel:
+    """The spec as the typed model reads it; INVALID_ARGUMENT with the problems otherwise."""
+    return _validated(model, data)
+
+
 def _annotations(requested_by: str | None) -> dict[str, str] | None:
     return {constants.REQUESTED_BY_ANNOTATION: requested_by} if requested_by else None
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from mcp_gateway.registry import ToolSpec
-from mcp_gateway.tools import clusters, databases, diagnostics, poolers, roles
+from mcp_gateway.tools import cluster_config, clusters, databases, diagnostics, poolers, roles
 
 TOOLS: tuple[ToolSpec, ...] = (*clusters.TOOLS, *roles.TOOLS, *databases.TOOLS, *diagnostics.TOOLS,
-                               *poolers.TOOLS)
+                               *poolers.TOOLS, *cluster_config.TOOLS)

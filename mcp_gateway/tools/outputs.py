@@ -314,3 +314,21 @@ class PoolerDeleted(Output):
     name: str
     cluster: str | None
     deletion_requested: bool | None = None
+
+
+class ConfigChange(Output):
+    old: Any
+    new: Any
+    effect: str = Field(description="online, reload, restart (every instance) or major-upgrade (all stop)")
+    why: str
+
+
+class ClusterUpdated(Output):
+    dry_run: bool
+    applied: bool = Field(description="The operator has applied it to the Cluster (never claimed otherwise)")
+    name: str
+    namespace: str
+    effect: str | None = Field(description="The most disruptive effect: online, reload, restart, major-upgrade")
+    changes: dict[str, ConfigChange]
+    adopted: bool = Field(description="The Cluster was not managed by cnpg-mcp and got a PgClusterRequest")
+    request_state: State | None = None

@@ -23,7 +23,7 @@ def names(**options: object) -> set[str]:
 
 
 def test_filter_defaults_to_every_tool() -> None:
-    assert names() == NAMES and len(NAMES) == len(TOOLS) == 18
+    assert names() == NAMES and len(NAMES) == len(TOOLS) == 19
 
 
 def test_read_only_offers_exactly_the_tools_annotated_read_only() -> None:

@@ -29,7 +29,8 @@ ORIGINAL_TOOLS = {
 }
 DIAGNOSIS_TOOLS = {"get_cluster_logs", "get_connection_info"}  # issue #13: read-only
 POOLER_TOOLS = {"list_postgres_poolers", "create_postgres_pooler", "update_postgres_pooler", "delete_postgres_pooler"}
-ALL_TOOLS = ORIGINAL_TOOLS | DIAGNOSIS_TOOLS | POOLER_TOOLS
+CONFIGURATION_TOOLS = {"update_postgres_cluster"}  # issue #12: destructive (restarts, major upgrades)
+ALL_TOOLS = ORIGINAL_TOOLS | DIAGNOSIS_TOOLS | POOLER_TOOLS | CONFIGURATION_TOOLS
 
 
 def tools_list(config: GatewayConfig) -> list[dict[str, Any]]:
@@ -86,6 +87,7 @@ def test_read_only_and_no_destructive_configurations() -> None:
     assert not names & {"scale_postgres_cluster", "update_postgres_role"}
     # Pooler updates (pause holds every client; fewer instances cut connections) are destructive too.
     assert "create_postgres_pooler" in names and "update_postgres_pooler" not in names
+    assert "update_postgres_cluster" not in names
 
 
 def test_original_parameter_names_and_defaults() -> None:
