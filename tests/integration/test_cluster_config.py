@@ -198,3 +198,10 @@ def test_adopted_cluster_changes_only_what_the_request_sets(operator: OperatorPr
     assert parameters["work_mem"] == "32MB" and parameters["maintenance_work_mem"] == "128MB"
     assert cluster["spec"]["instances"] == 2 and cluster["spec"]["storage"]["size"] == "2Gi"
     assert cluster["spec"]["imageName"] == f"{constants.CNPG_IMAGE_REPOSITORY}:16"
+
+
+def test_reload_or_restart_table_matches_the_sandbox_postgresql(postgres: PostgresServer) -> None:
+    """cnpg_mcp_api/pg_contexts.py is generated from this PostgreSQL (`postgres --describe-config`)."""
+    from devcluster import pg_contexts_gen  # noqa: PLC0415
+
+    assert pg_contexts_gen.main(["--check"]) == 0, "regenerate with: python -m devcluster.pg_contexts_gen"
