@@ -20,6 +20,8 @@ BACKUP_SCHEDULE_REQUEST_KIND: Final = "PgBackupScheduleRequest"
 BACKUP_STORE_REQUEST_PLURAL: Final = "pgbackupstorerequests"
 BACKUP_REQUEST_PLURAL: Final = "pgbackuprequests"
 BACKUP_SCHEDULE_REQUEST_PLURAL: Final = "pgbackupschedulerequests"
+POOLER_REQUEST_KIND: Final = "PgPoolerRequest"
+POOLER_REQUEST_PLURAL: Final = "pgpoolerrequests"
 
 CNPG_GROUP: Final = "postgresql.cnpg.io"
 CNPG_VERSION: Final = "v1"
@@ -31,6 +33,7 @@ CNPG_HEALTHY_PHASE: Final = "Cluster in healthy state"
 CNPG_IMAGE_REPOSITORY: Final = "ghcr.io/cloudnative-pg/postgresql"
 CNPG_BACKUPS: Final = "backups"
 CNPG_SCHEDULED_BACKUPS: Final = "scheduledbackups"
+CNPG_POOLERS: Final = "poolers"
 
 # The Barman Cloud plugin (CNPG-I): backups and WAL archiving the CNPG 1.30 way.
 BARMAN_GROUP: Final = "barmancloud.cnpg.io"

@@ -10,10 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from cnpg_mcp_api import constants
+from cnpg_mcp_api.cnpg_rules import FIXED_PARAMETERS, PGBOUNCER_PARAMETERS
 from cnpg_mcp_api.naming import MAX_PG_NAME_BYTES, PG_NAME_CHARACTERS
 
 # ASCII only, so the API server's character count is also PostgreSQL's byte count.
@@ -80,6 +81,12 @@ class IntentStatus(CamelModel):
 
 
 class StorageSpec(CamelModel):
+    # CNPG can grow a volume, never shrink it (its webhook refuses); the API server says so at once.
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
+        {"rule": "!has(oldSelf.size) || !has(self.size) || quantity(self.size).compareTo(quantity(oldSelf.size)) >= 0",
+         "message": "storage.size can only grow (CloudNativePG cannot shrink a volume)"},
+    ]})
+
     size: str = Field(default="10Gi", pattern=QUANTITY_PATTERN, description="Volume size per instance.")
     storage_class: str | None = Field(default=None, description="Kubernetes StorageClass (cluster default if unset).")
 
@@ -155,6 +162,30 @@ class ReadOnlyQueriesSpec(CamelModel):
     database: PgIdentifier = Field(default="app", description="The database the gateway connects to.")
 
 
+_FIXED_PARAMETER_RULE = ("self.all(k, !(k in [" + ", ".join(f"'{p}'" for p in sorted(FIXED_PARAMETERS)) + "]))")
+_MAJOR_NOT_DOWN_RULE = "int(self.split('.')[0]) >= int(oldSelf.split('.')[0])"
+
+
+def _fixed_parameters_refused(value: dict[str, str]) -> dict[str, str]:
+    fixed = sorted(k for k in value if k in FIXED_PARAMETERS)
+    if fixed:
+        raise ValueError(f"{', '.join(fixed)}: fixed by CloudNativePG (its operator manages them); remove them")
+    return value
+
+
+class SynchronousSpec(CamelModel):
+    """Synchronous replication (CNPG spec.postgresql.synchronous, api/v1/cluster_types.go)."""
+
+    method: Literal["any", "first"] = Field(description="any: quorum-based; first: priority-based.")
+    number: int = Field(ge=1, le=9, description="Synchronous standbys each commit waits for.")
+    data_durability: Literal["required", "preferred"] | None = Field(
+        default=None, description="required (CNPG's default): writes block without enough standbys; "
+                                  "preferred: the number adjusts to the healthy standbys.")
+    failover_quorum: bool | None = Field(default=None, description="Check a quorum of synchronous standbys "
+                                                                   "before a failover promotes one.")
+    max_standby_names_from_cluster: int | None = Field(default=None, ge=0)
+
+
 class PgClusterRequestSpec(CamelModel):
     """A desired CloudNativePG Cluster; the Cluster gets the request's name."""
 
@@ -172,15 +203,26 @@ class PgClusterRequestSpec(CamelModel):
     postgres_version: str | None = Field(
         default=None, pattern=r"^[0-9]{2}(\.[0-9]+)?$",
         description=f"PostgreSQL major version, e.g. 16 (default {DEFAULT_POSTGRES_VERSION}); "
-                    f"the image is {constants.CNPG_IMAGE_REPOSITORY}:<version>.",
+                    f"the image is {constants.CNPG_IMAGE_REPOSITORY}:<version>. Raising the major on an "
+                    "existing Cluster is an in-place major upgrade (all instances stop, pg_upgrade runs); "
+                    "it never goes down.",
+        json_schema_extra={"x-kubernetes-validations": [
+            {"rule": _MAJOR_NOT_DOWN_RULE, "message": "postgresVersion cannot go down (no major downgrade)"}]},
     )
     image_name: str | None = Field(default=None, min_length=1,
                                    description="Full image reference instead of postgresVersion.")
-    parameters: dict[str, str] = Field(
-        default_factory=lambda: dict(DEFAULT_PARAMETERS),
+    parameters: Annotated[dict[str, str], AfterValidator(_fixed_parameters_refused)] = Field(
+        default_factory=lambda: dict(DEFAULT_PARAMETERS), max_length=200,
         description="postgresql.conf parameters the request owns (default max_connections=100, "
-                    "shared_buffers=256MB for a new Cluster; none for an adopted one unless set).",
+                    "shared_buffers=256MB for a new Cluster; none for an adopted one unless set). Parameters "
+                    "CloudNativePG fixes (port, ssl*, shared_preload_libraries, …) are refused.",
+        json_schema_extra={"x-kubernetes-validations": [
+            {"rule": _FIXED_PARAMETER_RULE,
+             "message": "a parameter fixed by CloudNativePG cannot be set (see cnpg_mcp_api/cnpg_rules.py)"}]},
     )
+    pg_hba: list[Annotated[str, Field(min_length=1, max_length=1024)]] | None = Field(
+        default=None, max_length=64, description="pg_hba.conf lines the request owns (CNPG postgresql.pg_hba).")
+    synchronous: SynchronousSpec | None = Field(default=None, description="Synchronous replication.")
     resources: ResourcesSpec | None = Field(default=None, description="CPU/memory for each instance.")
     bootstrap: BootstrapSpec | None = Field(default=None, description="Bootstrap database and owner (default app/app).")
     deletion_policy: Literal["Retain", "Delete"] = Field(
@@ -232,6 +274,9 @@ class PgClusterRequestStatus(IntentStatus):
                     "annotation to a new value while the Cluster is deleted creates it again (empty).")
     read_only_queries: ReadOnlyQueriesStatus | None = Field(default=None,
                                                             description="Read-only SQL for the MCP gateway.")
+    last_change: str | None = Field(
+        default=None, description="The last configuration change the operator applied to the Cluster and its "
+                                  "effect (reload, restart of every instance, in-place major upgrade).")
 
 
 # --------------------------------------------------------------------------- PgRoleRequest
@@ -538,6 +583,51 @@ class PgBackupScheduleRequestStatus(IntentStatus):
     next_schedule_time: str | None = None
 
 
+# --------------------------------------------------------------------------- PgPoolerRequest
+
+_PGBOUNCER_PARAMETER_RULE = ("self.all(k, k in [" + ", ".join(f"'{p}'" for p in sorted(PGBOUNCER_PARAMETERS))
+                             + "])")
+
+
+def _pgbouncer_parameters_allowed(value: dict[str, str]) -> dict[str, str]:
+    unknown = sorted(k for k in value if k not in PGBOUNCER_PARAMETERS)
+    if unknown:
+        raise ValueError(f"{', '.join(unknown)}: not among the PgBouncer parameters CloudNativePG allows "
+                         "(e.g. default_pool_size, max_client_conn, query_timeout)")
+    return value
+
+
+class PgBouncerSpec(CamelModel):
+    pool_mode: Literal["session", "transaction"] = Field(default="session",
+                                                         description="session (default) or transaction pooling.")
+    parameters: Annotated[dict[str, str], AfterValidator(_pgbouncer_parameters_allowed)] = Field(
+        default_factory=dict, max_length=64,
+        description="PgBouncer settings from CloudNativePG's allow-list (default_pool_size, max_client_conn, …).",
+        json_schema_extra={"x-kubernetes-validations": [
+            {"rule": _PGBOUNCER_PARAMETER_RULE,
+             "message": "a PgBouncer parameter outside CloudNativePG's allow-list (see cnpg_mcp_api/cnpg_rules.py)"}]},
+    )
+    paused: bool = Field(default=False, description="PAUSE PgBouncer (clients wait) until set back to false.")
+
+
+class PgPoolerRequestSpec(CamelModel):
+    """A PgBouncer pooler in front of a CloudNativePG Cluster (a CNPG Pooler named like the request)."""
+
+    cluster: ClusterName
+    type: Literal["rw", "ro", "r"] = Field(default="rw", description="rw: to the primary (default); ro: to the "
+                                                                     "replicas; r: to any instance.")
+    instances: int = Field(default=1, ge=0, le=10, description="PgBouncer pods (0 stops the pooler).")
+    pgbouncer: PgBouncerSpec = Field(default_factory=PgBouncerSpec)
+
+
+class PgPoolerRequestStatus(IntentStatus):
+    pooler: str | None = Field(default=None, description="Name of the CNPG Pooler (and of its Service).")
+    pooler_uid: str | None = Field(default=None, alias="poolerUID", description="UID of the Pooler produced.")
+    phase: str | None = Field(default=None, description="CNPG's Pooler phase: active, paused, inactive, failed.")
+    instances: int | None = Field(default=None, description="PgBouncer pods as CNPG reports them.")
+    service: str | None = Field(default=None, description="Where clients connect: <pooler>.<namespace>:5432.")
+
+
 # --------------------------------------------------------------------------- kinds
 
 
@@ -621,8 +711,25 @@ BACKUP_SCHEDULE_REQUEST = IntentKind(
              {"name": "Next", "type": "string", "jsonPath": ".status.nextScheduleTime"},
              _READY, _REASON, _AGE, _MESSAGE],
 )
+POOLER_REQUEST = IntentKind(
+    kind=constants.POOLER_REQUEST_KIND, plural=constants.POOLER_REQUEST_PLURAL, short_names=["pgpr"],
+    spec=PgPoolerRequestSpec, status=PgPoolerRequestStatus,
+    description="A PgBouncer pooler for a CloudNativePG cluster (a CNPG Pooler), reconciled by cnpg-mcp.",
+    columns=[_CLUSTER_COLUMN, {"name": "Type", "type": "string", "jsonPath": ".spec.type"},
+             {"name": "Instances", "type": "integer", "jsonPath": ".spec.instances"},
+             {"name": "Phase", "type": "string", "jsonPath": ".status.phase"}, *_COMMON_COLUMNS],
+    root_rules=[{
+        "rule": "self.metadata.name != self.spec.cluster",
+        "message": "a Pooler cannot have the name of a Cluster (CloudNativePG's Services would clash); "
+                   "choose e.g. <cluster>-pooler-rw",
+    }, {
+        "rule": f"self.metadata.name.size() <= 63 && self.metadata.name.matches('{CLUSTER_NAME_PATTERN}')",
+        "message": "metadata.name becomes the Pooler's Deployment and Service name: lowercase letters, digits "
+                   "and '-', at most 63 characters",
+    }],
+)
 KINDS = (CLUSTER_REQUEST, ROLE_REQUEST, DATABASE_REQUEST, BACKUP_STORE_REQUEST, BACKUP_REQUEST,
-         BACKUP_SCHEDULE_REQUEST)
+         BACKUP_SCHEDULE_REQUEST, POOLER_REQUEST)
 
 
 def manifest(kind: IntentKind, name: str, spec: CamelModel, *, namespace: str | None = None,

@@ -15,10 +15,12 @@ from cnpg_mcp_api import constants
 from cnpg_mcp_api.models import (
     CLUSTER_REQUEST,
     DATABASE_REQUEST,
+    POOLER_REQUEST,
     ROLE_REQUEST,
     CamelModel,
     PgClusterRequestSpec,
     PgDatabaseRequestSpec,
+    PgPoolerRequestSpec,
     PgRoleRequestSpec,
     manifest,
 )
@@ -36,6 +38,11 @@ def _validated(model: type[CamelModel], data: Mapping[str, Any]) -> CamelModel:
             f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}" for e in exc.errors()[:4]
         )
         raise errors.tool_error(errors.INVALID_ARGUMENT, problems) from exc
+
+
+def validated_spec(model: type[CamelModel], data: Mapping[str, Any]) -> CamelModel:
+    """The spec as the typed model reads it; INVALID_ARGUMENT with the problems otherwise."""
+    return _validated(model, data)
 
 
 def _annotations(requested_by: str | None) -> dict[str, str] | None:
@@ -103,3 +110,35 @@ def database_intent(cluster_name: str, database_name: str, owner: str, *, reclai
                                               "databaseReclaimPolicy": reclaim_policy})
     return manifest(DATABASE_REQUEST, database_request_name(cluster_name, database_name), spec,
                     namespace=namespace, annotations=_annotations(requested_by))
+
+
+def pooler_intent(name: str, namespace: str, cluster_name: str, *, pooler_type: str, instances: int,
+                  pool_mode: str, parameters: Mapping[str, str], paused: bool,
+                  requested_by: str | None) -> dict[str, Any]:
+    spec = _validated(PgPoolerRequestSpec, {
+        "cluster": cluster_name, "type": pooler_type, "instances": instances,
+        "pgbouncer": {"poolMode": pool_mode, "parameters": dict(parameters), "paused": paused}})
+    return manifest(POOLER_REQUEST, name, spec, namespace=namespace, annotations=_annotations(requested_by))
+
+
+def pooler_update_patch(current_spec: Mapping[str, Any], *, pooler_type: str | None, instances: int | None,
+                        pool_mode: str | None, paused: bool | None, set_parameters: Mapping[str, str],
+                        remove_parameters: list[str]) -> dict[str, Any]:
+    """A merge patch for a PgPoolerRequest's spec (validated as a whole); empty when nothing changes."""
+    patch: dict[str, Any] = {k: v for k, v in (("type", pooler_type), ("instances", instances))
+                             if v is not None and current_spec.get(k) != v}
+    bouncer_now = current_spec.get("pgbouncer") or {}
+    bouncer: dict[str, Any] = {k: v for k, v in (("poolMode", pool_mode), ("paused", paused))
+                               if v is not None and bouncer_now.get(k) != v}
+    params_now = bouncer_now.get("parameters") or {}
+    params: dict[str, Any] = {k: v for k, v in set_parameters.items() if params_now.get(k) != v}
+    params.update({k: None for k in remove_parameters if k in params_now})
+    if params:
+        bouncer["parameters"] = params
+    if bouncer:
+        patch["pgbouncer"] = bouncer
+    if patch:
+        merged_params = {k: v for k, v in {**params_now, **params}.items() if v is not None}
+        _validated(PgPoolerRequestSpec, {**current_spec, **{k: v for k, v in patch.items() if k != "pgbouncer"},
+                                         "pgbouncer": {**bouncer_now, **bouncer, "parameters": merged_params}})
+    return {"spec": patch} if patch else {}

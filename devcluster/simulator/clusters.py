@@ -18,7 +18,9 @@ from typing import Any, ClassVar, Literal
 
 import psycopg
 from kubernetes.client.exceptions import ApiException
+from psycopg import sql
 
+from cnpg_mcp_api.cnpg_rules import image_major
 from devcluster.simulator.common import (
     CLUSTER_DOMAIN,
     CLUSTER_LABEL,
@@ -204,6 +206,13 @@ def cluster_status(cluster: Mapping[str, Any], *, roles_status: Json | None, app
     if previous.get("targetPrimary") != target:
         status["targetPrimaryTimestamp"] = now
     status["managedRolesStatus"] = roles_status or None
+    image = (cluster.get("spec") or {}).get("imageName")
+    major = image_major(image)
+    if healthy and image and major is not None:
+        # The image the data directory runs with (CNPG records it once an upgrade, major or not, is done;
+        # its webhook refuses a lower major than this one).
+        status["image"] = image
+        status["pgDataImageInfo"] = {"image": image, "majorVersion": major}
     if app_secret_version is not None:
         versions = dict(previous.get("secretsResourceVersion") or {})
         versions["applicationSecretVersion"] = app_secret_version
@@ -282,6 +291,8 @@ class ClusterHandler:
                 now=now_rfc3339()))
         problems = self._ensure_services(cluster) + self._ensure_tls(cluster)
         blocked, app_version, app_secret = self._bootstrap(cluster)
+        if blocked is None:
+            blocked = self._apply_runtime_parameters(cluster)
         outcomes, role_secrets = self._reconcile_managed_roles(cluster)
         ctx.secret_users.remember(key, [*role_secrets, app_secret])
         pods_problem = ensure_instance_pods(ctx, cluster, instance_names(cluster), primary_instance(cluster))
@@ -363,6 +374,39 @@ class ClusterHandler:
         except psycopg.Error as exc:
             return f"bootstrap of database {database}: {pg_error_text(exc)}", None, secret_name
         return None, version, secret_name
+
+    def _apply_runtime_parameters(self, cluster: Json) -> str | None:
+        """What a reload does: the parameters PostgreSQL can apply without a restart take effect. The one
+        server is shared by every simulated Cluster, so they are set on the Cluster's bootstrap database
+        (ALTER DATABASE … SET: a new connection to it sees them, e.g. SHOW work_mem) rather than server-wide;
+        only those of pg_settings.context user/superuser can be set that way (sighup and postmaster ones are
+        not applied). A parameter dropped from the spec is not reset: Clusters bootstrapped with the same
+        database name share that database in the one server, and one must not undo another's setting."""
+        target = bootstrap_database(cluster)
+        if target is None or self._ctx.pg.database(target[0]) is None:
+            return None
+        database = target[0]
+        wanted = {str(k): str(v) for k, v in (((cluster.get("spec") or {}).get("postgresql") or {})
+                                             .get("parameters") or {}).items()}
+        conn = self._ctx.pg.conn()
+        settable = {row[0] for row in conn.execute(
+            "SELECT name FROM pg_catalog.pg_settings WHERE context IN ('user', 'superuser')").fetchall()}
+        current: dict[str, str] = {}
+        for (entry,) in conn.execute(
+                """SELECT unnest(s.setconfig) FROM pg_catalog.pg_db_role_setting s
+                   JOIN pg_catalog.pg_database d ON d.oid = s.setdatabase
+                   WHERE d.datname = %s AND s.setrole = 0""", (database,)).fetchall():
+            key, _, value = str(entry).partition("=")
+            current[key] = value
+        try:
+            for key, value in sorted(wanted.items()):
+                if key in settable and current.get(key) != value:
+                    conn.execute(sql.SQL("ALTER DATABASE {} SET {} = {}").format(
+                        sql.Identifier(database), sql.Identifier(key), sql.Literal(value)))
+                    log.info("database %s: %s = %s (reload)", database, key, value)
+        except psycopg.Error as exc:
+            return f"configuration of database {database}: {pg_error_text(exc)}"
+        return None
 
     def _reconcile_managed_roles(self, cluster: Json) -> tuple[list[RoleOutcome], list[str]]:
         namespace = cluster["metadata"]["namespace"]

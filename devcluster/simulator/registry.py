@@ -15,6 +15,7 @@ from devcluster.simulator.context import Context, Handler
 from devcluster.simulator.database_roles import DatabaseRoleHandler
 from devcluster.simulator.databases import DatabaseHandler
 from devcluster.simulator.pods import InstancePodHandler
+from devcluster.simulator.poolers import PoolerHandler
 from devcluster.simulator.scheduled_backups import ScheduledBackupHandler
 from devcluster.simulator.secrets import SecretHandler
 
@@ -27,6 +28,7 @@ HANDLER_TYPES: tuple[Callable[[Context], Handler], ...] = (
     BackupHandler,  # Backup (plugin method): phases and a real copy of the Cluster's database
     ArchivingHandler,  # WAL archiving via the Barman Cloud plugin: ContinuousArchiving, recovery window
     ScheduledBackupHandler,  # ScheduledBackup: Backups on its six-field cron schedule
+    PoolerHandler,  # Pooler: its Deployment and Service (named like it), instances and phase
 )
 
 

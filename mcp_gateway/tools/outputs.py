@@ -410,3 +410,67 @@ class ClusterRestore(Output):
     cluster_created: bool | None = Field(None, description="Whether the operator created the Cluster yet")
     ready: bool | None = Field(None, description="Whether CNPG reports the restored cluster healthy")
     waited_seconds: float | None = None
+class PoolerEntry(Output):
+    name: str
+    cluster: str | None
+    type: str | None
+    instances: int | None = Field(description="PgBouncer instances asked for")
+    ready_instances: int | None = Field(description="PgBouncer instances CNPG reports (status.instances)")
+    phase: str | None = Field(description="CNPG's Pooler phase: active, paused, inactive, failed")
+    pool_mode: str | None
+    paused: bool | None
+    parameters: dict[str, str]
+    service: str = Field(description="Where clients connect: <pooler>.<namespace>:5432")
+    managed: bool = Field(description="A PgPoolerRequest of cnpg-mcp manages it")
+    request: State | None
+
+
+class PoolerList(Output):
+    scope: str
+    poolers: list[PoolerEntry]
+    count: int
+
+
+class PoolerCreated(Output):
+    dry_run: bool
+    created: bool
+    name: str
+    cluster: str
+    request: str
+    manifest: dict[str, Any]
+    pooler_created: bool | None = Field(None, description="The operator created the CNPG Pooler (not dry runs)")
+    service: str | None = None
+    message: str | None = None
+
+
+class PoolerUpdated(Output):
+    dry_run: bool
+    changed: bool
+    name: str
+    changes: dict[str, Change]
+
+
+class PoolerDeleted(Output):
+    dry_run: bool
+    deleted: bool
+    name: str
+    cluster: str | None
+    deletion_requested: bool | None = None
+
+
+class ConfigChange(Output):
+    old: Any
+    new: Any
+    effect: str = Field(description="online, reload, restart (every instance) or major-upgrade (all stop)")
+    why: str
+
+
+class ClusterUpdated(Output):
+    dry_run: bool
+    applied: bool = Field(description="The operator has applied it to the Cluster (never claimed otherwise)")
+    name: str
+    namespace: str
+    effect: str | None = Field(description="The most disruptive effect: online, reload, restart, major-upgrade")
+    changes: dict[str, ConfigChange]
+    adopted: bool = Field(description="The Cluster was not managed by cnpg-mcp and got a PgClusterRequest")
+    request_state: State | None = None

@@ -63,6 +63,7 @@ DATABASE_ROLES = Resource(constants.CNPG_GROUP, constants.CNPG_VERSION, constant
 BACKUPS = Resource(constants.CNPG_GROUP, constants.CNPG_VERSION, constants.CNPG_BACKUPS, "Backup")
 SCHEDULED_BACKUPS = Resource(constants.CNPG_GROUP, constants.CNPG_VERSION, constants.CNPG_SCHEDULED_BACKUPS,
                              "ScheduledBackup")
+POOLERS = Resource(constants.CNPG_GROUP, constants.CNPG_VERSION, constants.CNPG_POOLERS, "Pooler")
 OBJECT_STORES = Resource(constants.BARMAN_GROUP, constants.BARMAN_VERSION, constants.BARMAN_OBJECT_STORES,
                          "ObjectStore")
 

@@ -82,6 +82,7 @@ class CnpgViews:
     object_stores: Mapping[Any, Iterable[Json]] | None = None
     # PgClusterRequests keyed by (namespace, name) (= their Cluster's name).
     cluster_requests: Mapping[Any, Iterable[Json]] | None = None
+    poolers: Mapping[Any, Iterable[Json]] | None = None
 
     def cluster(self, namespace: str, name: str) -> Json | None:
         return first(self.clusters, (namespace, name))
@@ -104,6 +105,9 @@ class CnpgViews:
     def cluster_request(self, namespace: str, name: str) -> Json | None:
         return first(self.cluster_requests, (namespace, name))
 
+    def pooler(self, namespace: str, name: str) -> Json | None:
+        return first(self.poolers, (namespace, name))
+
     def requested_roles(self, namespace: str, cluster: str, *, ready: bool) -> set[str]:
         """Role names of the live PgRoleRequests of `namespace` for `cluster`: the Ready ones, or the
         ones still on their way (not Ready, not refused)."""
@@ -125,4 +129,4 @@ class CnpgViews:
                    databases=kwargs["cnpg_databases"], role_requests=kwargs.get("role_requests_by_cluster"),
                    backups=kwargs.get("cnpg_backups"), scheduled_backups=kwargs.get("cnpg_scheduled_backups"),
                    object_stores=kwargs.get("cnpg_object_stores"),
-                   cluster_requests=kwargs.get("cluster_requests"))
+                   cluster_requests=kwargs.get("cluster_requests"), poolers=kwargs.get("cnpg_poolers"))

@@ -113,8 +113,8 @@ def test_gateway_identity_is_denied_what_it_must_not_do(
          "spec": {"instances": 1, "storage": {"size": "1Gi"}}}))
     denied(lambda: custom.delete_namespaced_custom_object(
         constants.CNPG_GROUP, constants.CNPG_VERSION, namespace, constants.CNPG_DATABASE_ROLES, "any"))
-    # get_cluster_logs lists instance Pods and reads their logs; nothing else of a Pod, no poolers
-    # (backups are read by the backups toolset: test_gateway_backup_rbac.py).
+    # get_cluster_logs lists instance Pods and reads their logs; nothing else of a Pod
+    # (backups are read by the backups toolset: test_gateway_backup_rbac.py; poolers may be read, not written).
     core = client.CoreV1Api(gateway)
     core.list_namespaced_pod(namespace)
     with pytest.raises(ApiException) as missing:  # allowed: only the Pod is missing
@@ -122,12 +122,19 @@ def test_gateway_identity_is_denied_what_it_must_not_do(
     assert missing.value.status == 404, missing.value
     denied(lambda: core.read_namespaced_pod("any-1", namespace))
     denied(lambda: core.delete_namespaced_pod("any-1", namespace))
-    for plural in ("poolers",):
-        denied(lambda plural=plural: custom.list_namespaced_custom_object(
-            constants.CNPG_GROUP, constants.CNPG_VERSION, namespace, plural))
+    # Poolers (toolset poolers) are read, never written: the operator produces them from PgPoolerRequests.
+    denied(lambda: custom.create_namespaced_custom_object(
+        constants.CNPG_GROUP, constants.CNPG_VERSION, namespace, constants.CNPG_POOLERS,
+        {"apiVersion": constants.CNPG_API_VERSION, "kind": "Pooler", "metadata": {"name": "direct"},
+         "spec": {"cluster": {"name": "c"}, "pgbouncer": {}}}, dry_run="All"))
     # ... while reading CNPG objects and writing intents is allowed.
-    custom.list_namespaced_custom_object(constants.CNPG_GROUP, constants.CNPG_VERSION, namespace,
-                                         constants.CNPG_CLUSTERS)
+    for plural in (constants.CNPG_CLUSTERS, constants.CNPG_POOLERS):
+        custom.list_namespaced_custom_object(constants.CNPG_GROUP, constants.CNPG_VERSION, namespace, plural)
+    custom.create_namespaced_custom_object(constants.GROUP, constants.VERSION, namespace,
+                                           constants.POOLER_REQUEST_PLURAL,
+                                           {"apiVersion": constants.API_VERSION, "kind": "PgPoolerRequest",
+                                            "metadata": {"name": "c-pooler"}, "spec": {"cluster": "c"}},
+                                           dry_run="All")
     custom.create_namespaced_custom_object(constants.GROUP, constants.VERSION, namespace,
                                            constants.ROLE_REQUEST_PLURAL,
                                            {"apiVersion": constants.API_VERSION, "kind": "PgRoleRequest",

@@ -23,7 +23,7 @@ def names(**options: object) -> set[str]:
 
 
 def test_filter_defaults_to_every_tool_but_the_opt_in_toolsets() -> None:
-    assert names() == NAMES - {"run_readonly_query"} and len(NAMES) == len(TOOLS) == 22
+    assert names() == NAMES - {"run_readonly_query"} and len(NAMES) == len(TOOLS) == 27
     assert names(toolsets=TOOLSETS) == NAMES
 
 
@@ -31,7 +31,7 @@ def test_read_only_offers_exactly_the_tools_annotated_read_only() -> None:
     assert names(read_only=True, toolsets=TOOLSETS) == {s.name for s in TOOLS if s.annotations.read_only_hint}
     assert names(read_only=True) == {"list_postgres_clusters", "get_cluster_status", "list_postgres_roles",
                                      "list_postgres_databases", "get_cluster_logs", "get_connection_info",
-                                     "run_diagnostic_query", "list_postgres_backups"}
+                                     "run_diagnostic_query", "list_postgres_backups", "list_postgres_poolers"}
 
 
 def test_disable_destructive_drops_every_tool_annotated_destructive() -> None:

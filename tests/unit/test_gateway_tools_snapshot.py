@@ -32,7 +32,9 @@ DIAGNOSIS_TOOLS = {"get_cluster_logs", "get_connection_info", "run_diagnostic_qu
 SQL_TOOLS = {"run_readonly_query"}  # issue #13: offered only with --toolsets sql
 BACKUP_TOOLS = {"configure_postgres_backups", "create_postgres_backup", "list_postgres_backups",  # issue #11
                 "schedule_postgres_backup", "delete_postgres_backup_schedule", "restore_postgres_cluster"}
-ALL_TOOLS = ORIGINAL_TOOLS | DIAGNOSIS_TOOLS | BACKUP_TOOLS
+POOLER_TOOLS = {"list_postgres_poolers", "create_postgres_pooler", "update_postgres_pooler", "delete_postgres_pooler"}
+CONFIGURATION_TOOLS = {"update_postgres_cluster"}  # issue #12: destructive (restarts, major upgrades)
+ALL_TOOLS = ORIGINAL_TOOLS | DIAGNOSIS_TOOLS | BACKUP_TOOLS | POOLER_TOOLS | CONFIGURATION_TOOLS
 EVERY_TOOLSET = GatewayConfig(toolsets=TOOLSETS)
 
 
@@ -85,7 +87,7 @@ def test_every_original_tool_with_explicit_annotations() -> None:
 def test_read_only_and_no_destructive_configurations() -> None:
     assert {t["name"] for t in tools_list(GatewayConfig(read_only=True))} == {
         "list_postgres_clusters", "get_cluster_status", "list_postgres_roles", "list_postgres_databases",
-        *DIAGNOSIS_TOOLS, "list_postgres_backups"}
+        *DIAGNOSIS_TOOLS, "list_postgres_backups", "list_postgres_poolers"}
     names = {t["name"] for t in tools_list(GatewayConfig(disable_destructive=True))}
     assert not any(name.startswith("delete_") for name in names)
     assert "create_postgres_role" in names
@@ -93,6 +95,9 @@ def test_read_only_and_no_destructive_configurations() -> None:
     assert not names & {"scale_postgres_cluster", "update_postgres_role"}
     # Turning WAL archiving off (configure_postgres_backups archiving=false) ends point-in-time recovery.
     assert "configure_postgres_backups" not in names and "restore_postgres_cluster" in names
+    # Pooler updates (pause holds every client; fewer instances cut connections) are destructive too.
+    assert "create_postgres_pooler" in names and "update_postgres_pooler" not in names
+    assert "update_postgres_cluster" not in names
 
 
 def test_original_parameter_names_and_defaults() -> None:

@@ -188,8 +188,8 @@ def test_running_status_is_what_a_kubelet_reports() -> None:
 
 def test_registry_has_one_handler_per_kind() -> None:
     kinds = [handler.kind for handler in registry.HANDLER_TYPES]  # type: ignore[attr-defined]
-    assert sorted(kinds) == ["backup", "cluster", "database", "databaserole", "pod", "scheduledbackup", "secret",
-                            "walarchiving"]
+    assert sorted(kinds) == ["backup", "cluster", "database", "databaserole", "pod", "pooler", "scheduledbackup",
+                            "secret", "walarchiving"]
 
 
 # ------------------------------------------------------------------------- SQL identifiers

@@ -6,15 +6,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from cnpg_mcp_api import constants
-from cnpg_mcp_api.models import DEFAULT_POSTGRES_VERSION, PgClusterRequestSpec
+from cnpg_mcp_api.cluster_changes import ClusterChanges, cluster_changes, image_for, synchronous_wire
+from cnpg_mcp_api.models import PgClusterRequestSpec
 from cnpg_mcp_operator.builders.backup import recovery_bootstrap
 from cnpg_mcp_operator.builders.common import Json, produced_labels
-
-
-def image_for(spec: PgClusterRequestSpec) -> str:
-    if spec.image_name:
-        return spec.image_name
-    return f"{constants.CNPG_IMAGE_REPOSITORY}:{spec.postgres_version or DEFAULT_POSTGRES_VERSION}"
 
 
 def build_cluster(body: Mapping[str, Any]) -> Json:
@@ -27,6 +22,10 @@ def build_cluster(body: Mapping[str, Any]) -> Json:
         "storage": spec.storage.to_wire(),
         "postgresql": {"parameters": dict(spec.parameters)},
     }
+    if spec.pg_hba is not None:
+        cluster_spec["postgresql"]["pg_hba"] = list(spec.pg_hba)
+    if (synchronous := synchronous_wire(spec)) is not None:
+        cluster_spec["postgresql"]["synchronous"] = synchronous
     if spec.resources is not None:
         cluster_spec["resources"] = spec.resources.to_wire()
     restored = recovery_bootstrap(spec)
@@ -55,26 +54,21 @@ def desired_instances(body: Mapping[str, Any], cluster: Mapping[str, Any] | None
     return int(raw.get("instances") or PgClusterRequestSpec.model_fields["instances"].default)
 
 
+def cluster_changes_for(body: Mapping[str, Any], cluster: Mapping[str, Any]) -> ClusterChanges:
+    """What the request changes on the Cluster (and what it refuses): cnpg_mcp_api/cluster_changes.py."""
+    return cluster_changes(body.get("spec") or {}, cluster)
+
+
 def build_cluster_patch(body: Mapping[str, Any], cluster: Mapping[str, Any]) -> Json | None:
-    """A merge patch of only the fields the request owns that differ; None when converged.
+    """A merge patch of only the fields the request owns that differ; None when converged or refused.
 
     Owned: instances, the parameters the request lists (others are left alone), resources when the
-    request sets them. An adopting request owns instances and parameters only when its raw spec sets
-    them (the CRD has no schema default for instances, so "set" is visible). Storage, image and
-    bootstrap are creation-time choices and never patched.
+    request sets them; storage.size (grow only), the image (never a lower major), pg_hba and synchronous
+    replication when the request sets them. An adopting request owns instances and parameters only when
+    its raw spec sets them (the CRD has no schema default for instances, so "set" is visible). Bootstrap
+    is a creation-time choice and never patched.
     """
-    raw = body.get("spec") or {}
-    spec = PgClusterRequestSpec.model_validate(raw)
-    explicit_only = adopts(body)
-    live = cluster.get("spec") or {}
-    patch: Json = {}
-    if (not explicit_only or "instances" in raw) and live.get("instances") != spec.instances:
-        patch["instances"] = spec.instances
-    live_parameters = (live.get("postgresql") or {}).get("parameters") or {}
-    owned_parameters = spec.parameters if not explicit_only or "parameters" in raw else {}
-    changed = {k: v for k, v in owned_parameters.items() if live_parameters.get(k) != v}
-    if changed:
-        patch["postgresql"] = {"parameters": changed}
-    if spec.resources is not None and live.get("resources") != spec.resources.to_wire():
-        patch["resources"] = spec.resources.to_wire()
-    return {"spec": patch} if patch else None
+    changes = cluster_changes_for(body, cluster)
+    if changes.refusals or not changes.patch:
+        return None
+    return {"spec": changes.patch}

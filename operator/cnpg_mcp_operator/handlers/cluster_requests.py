@@ -22,11 +22,16 @@ from cnpg_mcp_api import constants
 from cnpg_mcp_api.conditions import ready_condition, ready_reason
 from cnpg_mcp_api.models import RECREATE_ANNOTATION, PgClusterRequestSpec
 from cnpg_mcp_operator.backup_readiness import restore_refusal
-from cnpg_mcp_operator.builders.cluster import build_cluster, build_cluster_patch, desired_instances
+from cnpg_mcp_operator.builders.cluster import (
+    build_cluster,
+    build_cluster_patch,
+    cluster_changes_for,
+    desired_instances,
+)
 from cnpg_mcp_operator.builders.readonly import owner_uid
 from cnpg_mcp_operator.handlers import readonly_queries
 from cnpg_mcp_operator.handlers.common import CLUSTER_REQUESTS, ROLE_REQUESTS, spec_problem, verdict_status
-from cnpg_mcp_operator.k8s import CLUSTERS
+from cnpg_mcp_operator.k8s import CLUSTERS, ApiError
 from cnpg_mcp_operator.readiness import Verdict, cluster_verdict
 from cnpg_mcp_operator.registry import REGISTRY
 from cnpg_mcp_operator.runtime import Runtime, runtime_of
@@ -119,19 +124,31 @@ async def reconcile(rt: Runtime, body: Json, views: CnpgViews) -> None:
             else:
                 conflict = (f"Cluster {name} already exists and is not managed by this request "
                             "(set spec.adoptExisting to take it over)")
+        refused = None
+        applied: Json = {}
         if cluster is not None and conflict is None:
-            patch = build_cluster_patch(body, cluster)
-            if patch:
-                cluster = await rt.api.patch(CLUSTERS, namespace, name, patch)
-                log.info("PgClusterRequest %s/%s: owned Cluster fields updated", namespace, name)
-        extra = {**_extra(name, cluster), **acknowledged}
+            changes = cluster_changes_for(body, cluster)
+            if changes.refusals:
+                refused = "; ".join(changes.refusals) + ". Nothing was changed on the Cluster."
+            elif changes.patch:
+                try:
+                    cluster = await rt.api.patch(CLUSTERS, namespace, name, {"spec": changes.patch})
+                except ApiError as exc:
+                    if exc.status != 422:  # 422: CNPG's validating webhook (or the CRD) refused the change
+                        raise
+                    refused = f"CloudNativePG refused the change: {exc.message}. Nothing was changed on the Cluster."
+                else:
+                    applied["lastChange"] = changes.summary()
+                    log.info("PgClusterRequest %s/%s: owned Cluster fields updated: %s", namespace, name,
+                             changes.summary())
+        extra = {**_extra(name, cluster), **acknowledged, **applied}
         if cluster is not None and conflict is None:
             extra["clusterUID"] = cluster["metadata"]["uid"]
         readonly = await readonly_queries.sync(rt, body, cluster if conflict is None else None)
         if readonly is not None:
             extra["readOnlyQueries"] = readonly
-        verdict = Verdict(False, "Conflict", conflict) if conflict else cluster_verdict(
-            desired_instances(body, cluster), cluster)
+        verdict = Verdict(False, "Conflict", conflict) if conflict else Verdict(
+            False, "Refused", refused) if refused else cluster_verdict(desired_instances(body, cluster), cluster)
         await rt.status.write(CLUSTER_REQUESTS, body, verdict_status(body, verdict, **extra))
 
 
@@ -140,7 +157,7 @@ async def refresh_status(rt: Runtime, body: Json, views: CnpgViews) -> None:
     async with rt.locks(intent_key(body)):
         body = rt.status.freshest(body)
         if body["metadata"].get("deletionTimestamp") or ready_reason(body) in (
-                None, "Conflict", "Invalid", "ClusterDeleted", "NotRecoverable"):
+                None, "Conflict", "Invalid", "ClusterDeleted", "NotRecoverable", "Refused"):
             return
         namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
         cluster = views.cluster(namespace, name)
@@ -154,7 +171,7 @@ async def refresh_status(rt: Runtime, body: Json, views: CnpgViews) -> None:
 def needs_reconcile(_: Runtime, body: Json, views: CnpgViews) -> bool:
     """After a Cluster event: was our Cluster deleted (report it) or changed under us (correct it)?"""
     reason = ready_reason(body)
-    if body["metadata"].get("deletionTimestamp") or reason in (None, "Conflict", "NotRecoverable"):
+    if body["metadata"].get("deletionTimestamp") or reason in (None, "Conflict", "NotRecoverable", "Refused"):
         return False
     cluster = views.cluster(body["metadata"]["namespace"], body["metadata"]["name"])
     if cluster is None or reason == "ClusterDeleted":

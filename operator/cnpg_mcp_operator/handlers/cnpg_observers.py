@@ -40,12 +40,14 @@ from cnpg_mcp_operator.k8s import (
     DATABASE_ROLES,
     DATABASES,
     OBJECT_STORES,
+    POOLERS,
     SCHEDULED_BACKUPS,
     SECRETS,
     ApiError,
     Resource,
 )
 from cnpg_mcp_operator.managed_roles import OWNERS_ANNOTATION
+from cnpg_mcp_operator.pooler_readiness import POOLER_STATUS_READ
 from cnpg_mcp_operator.readiness import APPLIED_STATUS_READ, CLUSTER_STATUS_READ
 from cnpg_mcp_operator.registry import REGISTRY
 from cnpg_mcp_operator.runtime import Runtime, runtime_of
@@ -67,6 +69,7 @@ CNPG_INDEXES = (
     (BACKUPS, "cnpg_backups", (), BACKUP_STATUS_READ),
     (SCHEDULED_BACKUPS, "cnpg_scheduled_backups", (), SCHEDULED_BACKUP_STATUS_READ),
     (OBJECT_STORES, "cnpg_object_stores", (), OBJECT_STORE_STATUS_READ),
+    (POOLERS, "cnpg_poolers", (), POOLER_STATUS_READ),
 )
 
 

@@ -9,6 +9,7 @@ from cnpg_mcp_operator.handlers import (
     backup_store_requests,
     cluster_requests,
     database_requests,
+    pooler_requests,
     role_requests,
 )
 from cnpg_mcp_operator.handlers.common import (
@@ -17,10 +18,11 @@ from cnpg_mcp_operator.handlers.common import (
     BACKUP_STORE_REQUESTS,
     CLUSTER_REQUESTS,
     DATABASE_REQUESTS,
+    POOLER_REQUESTS,
     ROLE_REQUESTS,
 )
 from cnpg_mcp_operator.handlers.kinds import IntentKind, register_intent_kind
-from cnpg_mcp_operator.k8s import BACKUPS, DATABASE_ROLES, DATABASES, OBJECT_STORES, SCHEDULED_BACKUPS
+from cnpg_mcp_operator.k8s import BACKUPS, DATABASE_ROLES, DATABASES, OBJECT_STORES, POOLERS, SCHEDULED_BACKUPS
 
 INTENT_KINDS = (
     IntentKind(CLUSTER_REQUESTS, "cluster_request", cluster_requests.reconcile, cluster_requests.finalize,
@@ -37,6 +39,8 @@ INTENT_KINDS = (
     IntentKind(BACKUP_SCHEDULE_REQUESTS, "backup_schedule_request", backup_schedule_requests.reconcile,
                backup_schedule_requests.finalize, backup_schedule_requests.refresh_status,
                backup_schedule_requests.needs_reconcile, produces=SCHEDULED_BACKUPS),
+    IntentKind(POOLER_REQUESTS, "pooler_request", pooler_requests.reconcile, pooler_requests.finalize,
+               pooler_requests.refresh_status, pooler_requests.needs_reconcile, produces=POOLERS),
 )
 
 for _kind in INTENT_KINDS:
