@@ -15,10 +15,12 @@ from cnpg_mcp_api import constants
 from cnpg_mcp_api.models import (
     CLUSTER_REQUEST,
     DATABASE_REQUEST,
+    OPERATION_REQUEST,
     ROLE_REQUEST,
     CamelModel,
     PgClusterRequestSpec,
     PgDatabaseRequestSpec,
+    PgOperationRequestSpec,
     PgRoleRequestSpec,
     manifest,
 )
@@ -103,3 +105,13 @@ def database_intent(cluster_name: str, database_name: str, owner: str, *, reclai
                                               "databaseReclaimPolicy": reclaim_policy})
     return manifest(DATABASE_REQUEST, database_request_name(cluster_name, database_name), spec,
                     namespace=namespace, annotations=_annotations(requested_by))
+
+
+def operation_intent(cluster_name: str, op_type: str, namespace: str, *, instance: str | None,
+                     timeout_seconds: int, requested_by: str | None, now: dt.datetime | None = None) -> dict[str, Any]:
+    """A PgOperationRequest named <cluster>-<type>-<UTC timestamp> (one-shot: a new name every time)."""
+    spec = _validated(PgOperationRequestSpec, {"type": op_type, "cluster": cluster_name, "instance": instance,
+                                               "timeoutSeconds": timeout_seconds})
+    stamp = (now or dt.datetime.now(dt.UTC)).strftime("%Y%m%d-%H%M%S-%f")
+    name = f"{cluster_name}-{op_type.lower()}-{stamp}"
+    return manifest(OPERATION_REQUEST, name, spec, namespace=namespace, annotations=_annotations(requested_by))

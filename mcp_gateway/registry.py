@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from mcp_gateway.gateway import Gateway
 
 # Toolsets in the order they are documented; later issues add backups, operations, poolers.
-TOOLSETS = ("clusters", "roles", "databases", "diagnostics")
+TOOLSETS = ("clusters", "roles", "databases", "diagnostics", "operations")
 Handler = Callable[..., Awaitable[CallToolResult]]
 UNKNOWN_TOOL = "unknown"  # the label and audit name of a call to a tool not offered (names are caller-chosen)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from mcp_gateway.registry import ToolSpec
-from mcp_gateway.tools import clusters, databases, diagnostics, roles
+from mcp_gateway.tools import clusters, databases, diagnostics, operations, roles
 
-TOOLS: tuple[ToolSpec, ...] = (*clusters.TOOLS, *roles.TOOLS, *databases.TOOLS, *diagnostics.TOOLS)
+TOOLS: tuple[ToolSpec, ...] = (*clusters.TOOLS, *roles.TOOLS, *databases.TOOLS, *diagnostics.TOOLS,
+                               *operations.TOOLS)

@@ -23,7 +23,7 @@ def names(**options: object) -> set[str]:
 
 
 def test_filter_defaults_to_every_tool() -> None:
-    assert names() == NAMES and len(NAMES) == len(TOOLS) == 14
+    assert names() == NAMES and len(NAMES) == len(TOOLS) == 20
 
 
 def test_read_only_offers_exactly_the_tools_annotated_read_only() -> None:
@@ -46,6 +46,7 @@ def test_toolsets_select_and_combine_with_the_other_filters() -> None:
     assert names(toolsets=["clusters", "databases"], read_only=True) == {
         "list_postgres_clusters", "get_cluster_status", "get_connection_info", "list_postgres_databases"}
     assert names(toolsets=["diagnostics"]) == {"get_cluster_logs"}
+    assert names(toolsets=["operations"], disable_destructive=True) == {"reload_postgres_cluster"}
     assert {spec.toolset for spec in TOOLS} == set(TOOLSETS)
 
 

@@ -28,7 +28,9 @@ ORIGINAL_TOOLS = {
     "delete_postgres_role", "list_postgres_databases", "create_postgres_database", "delete_postgres_database",
 }
 DIAGNOSIS_TOOLS = {"get_cluster_logs", "get_connection_info"}  # issue #13: read-only
-ALL_TOOLS = ORIGINAL_TOOLS | DIAGNOSIS_TOOLS
+OPERATION_TOOLS = {"switchover_postgres_cluster", "restart_postgres_cluster", "reload_postgres_cluster",
+                   "hibernate_postgres_cluster", "fence_postgres_instance", "rebuild_postgres_replica"}  # issue #12
+ALL_TOOLS = ORIGINAL_TOOLS | DIAGNOSIS_TOOLS | OPERATION_TOOLS
 
 
 def tools_list(config: GatewayConfig) -> list[dict[str, Any]]:

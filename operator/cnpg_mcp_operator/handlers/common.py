@@ -33,6 +33,8 @@ BACKUP_REQUESTS = Resource(constants.GROUP, constants.VERSION, constants.BACKUP_
                            constants.BACKUP_REQUEST_KIND)
 BACKUP_SCHEDULE_REQUESTS = Resource(constants.GROUP, constants.VERSION, constants.BACKUP_SCHEDULE_REQUEST_PLURAL,
                                     constants.BACKUP_SCHEDULE_REQUEST_KIND)
+OPERATION_REQUESTS = Resource(constants.GROUP, constants.VERSION, constants.OPERATION_REQUEST_PLURAL,
+                              constants.OPERATION_REQUEST_KIND)
 
 
 def verdict_status(body: Mapping[str, Any], verdict: Verdict, *, keep_generation: bool = False,

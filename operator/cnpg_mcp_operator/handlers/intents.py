@@ -9,6 +9,7 @@ from cnpg_mcp_operator.handlers import (
     backup_store_requests,
     cluster_requests,
     database_requests,
+    operation_requests,
     role_requests,
 )
 from cnpg_mcp_operator.handlers.common import (
@@ -17,6 +18,7 @@ from cnpg_mcp_operator.handlers.common import (
     BACKUP_STORE_REQUESTS,
     CLUSTER_REQUESTS,
     DATABASE_REQUESTS,
+    OPERATION_REQUESTS,
     ROLE_REQUESTS,
 )
 from cnpg_mcp_operator.handlers.kinds import IntentKind, register_intent_kind
@@ -37,6 +39,8 @@ INTENT_KINDS = (
     IntentKind(BACKUP_SCHEDULE_REQUESTS, "backup_schedule_request", backup_schedule_requests.reconcile,
                backup_schedule_requests.finalize, backup_schedule_requests.refresh_status,
                backup_schedule_requests.needs_reconcile, produces=SCHEDULED_BACKUPS),
+    IntentKind(OPERATION_REQUESTS, "operation_request", operation_requests.reconcile, operation_requests.finalize,
+               operation_requests.refresh_status, operation_requests.needs_reconcile),
 )
 
 for _kind in INTENT_KINDS:
