@@ -116,7 +116,8 @@ async def _running_elsewhere(rt: Runtime, body: Json) -> str | None:
             continue
         if (other.get("status") or {}).get("phase") == OPERATION_RUNNING or meta["uid"] == claimed:
             return str(meta["name"])
-    return None
+    # Claimed in this process by a request the listing does not show (deleted meanwhile): still busy.
+    return "another operation" if claimed not in (None, uid) else None
 
 
 async def _start(rt: Runtime, body: Json) -> Json:
@@ -126,9 +127,9 @@ async def _start(rt: Runtime, body: Json) -> Json:
     spec = PgOperationRequestSpec.model_validate(body["spec"])
     key = _cluster_key(body)
     uid = body["metadata"]["uid"]
-    if _claims.get(key, uid) != uid or (busy := await _running_elsewhere(rt, body)) is not None:
-        running = busy if _claims.get(key, uid) == uid else "another operation"
-        raise Refused("Busy", f"operation {running} is running on cluster {spec.cluster}; one operation runs at "
+    busy = await _running_elsewhere(rt, body)
+    if busy is not None:
+        raise Refused("Busy", f"operation {busy} is running on cluster {spec.cluster}; one operation runs at "
                               "a time: create this request again once it has finished")
     _claims[key] = uid
     try:
