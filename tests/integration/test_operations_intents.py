@@ -291,3 +291,43 @@ def test_operator_rights_are_exactly_what_operations_use() -> None:
     assert not any("clusters/status" in r["resources"] for r in gateway_rules)
     assert any(r["resources"] == ["pgoperationrequests"] and r["verbs"] == ["get", "list", "watch", "create"]
                for r in gateway_rules)
+
+
+def test_an_operation_without_effect_fails_at_its_timeout(control_plane: ControlPlane, k8s: Any, namespace: str,
+                                                          intents: Intents, three: str) -> None:
+    core = client.CoreV1Api(k8s)
+    replica = f"{three}-2"
+    core.patch_namespaced_pod(replica, namespace, {"metadata": {"finalizers": [HOLD]}})
+    try:
+        apply(control_plane, namespace, "stuck", {"type": "restart", "cluster": three, "instance": replica,
+                                                  "timeoutSeconds": 10})
+        done = finished(intents, namespace, "stuck", timeout=40)
+        assert done["status"]["phase"] == "Failed" and (intents.ready(done) or {}).get("reason") == "Timeout"
+        assert "no effect within 10s" in done["status"]["message"]
+        assert "Timeout" in {e.reason for e in intents.events_for(namespace, "stuck")}
+    finally:
+        core.patch_namespaced_pod(replica, namespace, {"metadata": {"finalizers": None}})
+    apply(control_plane, namespace, "after", {"type": "reload", "cluster": three})  # the cluster is free again
+    succeeded(intents, namespace, "after")
+
+
+def test_a_running_operation_survives_an_operator_restart_without_a_second_trigger(
+        control_plane: ControlPlane, k8s: Any, namespace: str, intents: Intents, operator: OperatorProcess,
+        three: str) -> None:
+    core = client.CoreV1Api(k8s)
+    replica = f"{three}-3"
+    core.patch_namespaced_pod(replica, namespace, {"metadata": {"finalizers": [HOLD]}})
+    try:
+        apply(control_plane, namespace, "across", {"type": "restart", "cluster": three, "instance": replica})
+        running = intents.wait_for(KIND, namespace, "across",
+                                   lambda o: (o.get("status") or {}).get("phase") == "Running", "Running")
+        operator.stop()
+    finally:
+        core.patch_namespaced_pod(replica, namespace, {"metadata": {"finalizers": None}})
+    wait_until(lambda: replica in pods(k8s, namespace, three), "the replica recreated while no operator runs")
+    recreated = pods(k8s, namespace, three)[replica].metadata.uid
+    operator.start()
+    done = succeeded(intents, namespace, "across")
+    assert done["status"]["startedAt"] == running["status"]["startedAt"]
+    assert done["status"]["evidence"]["newPodUID"] == recreated
+    assert pods(k8s, namespace, three)[replica].metadata.uid == recreated, "the Pod was not deleted a second time"
