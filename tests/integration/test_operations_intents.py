@@ -4,6 +4,7 @@ simulator plays CNPG's reaction, and the request reports the phase with CNPG's e
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 from typing import Any
@@ -100,6 +101,8 @@ def test_switchover_moves_the_primary_and_the_rw_service(control_plane: ControlP
     labels = {n: p.metadata.labels for n, p in pods(k8s, namespace, three).items()}
     assert labels[f"{three}-3"]["cnpg.io/instanceRole"] == "primary"
     assert labels[f"{three}-1"]["cnpg.io/instanceRole"] == "replica"
+    wait_until(lambda: {"Running", "Succeeded"} <= {e.reason for e in intents.events_for(namespace, "to-3")},
+               "Running and Succeeded Events (posted asynchronously)", timeout=15)
     events = [(e.reason, e.message) for e in intents.events_for(namespace, "to-3")]
     assert sorted(r for r, _ in events if r in ("Running", "Succeeded")) == ["Running", "Succeeded"]
     assert all("(requested by alice@example.com)" in m for r, m in events if r in ("Running", "Succeeded"))
@@ -125,8 +128,8 @@ def test_refusals_leave_the_cluster_untouched(control_plane: ControlPlane, k8s: 
     after = cluster(k8s, namespace, three)
     assert after["status"]["targetPrimary"] == before["status"]["targetPrimary"] == f"{three}-1"
     assert after["metadata"].get("annotations") == before["metadata"].get("annotations")
-    reasons = {e.reason for e in intents.events_for(namespace, "ghost")}
-    assert "Refused" in reasons
+    wait_until(lambda: "Refused" in {e.reason for e in intents.events_for(namespace, "ghost")},
+               "a Refused Event (posted asynchronously)", timeout=15)
 
 
 def test_schema_refuses_what_makes_no_sense(control_plane: ControlPlane, namespace: str, intents: Intents,
@@ -304,7 +307,8 @@ def test_an_operation_without_effect_fails_at_its_timeout(control_plane: Control
         done = finished(intents, namespace, "stuck", timeout=40)
         assert done["status"]["phase"] == "Failed" and (intents.ready(done) or {}).get("reason") == "Timeout"
         assert "no effect within 10s" in done["status"]["message"]
-        assert "Timeout" in {e.reason for e in intents.events_for(namespace, "stuck")}
+        wait_until(lambda: "Timeout" in {e.reason for e in intents.events_for(namespace, "stuck")},
+                   "a Timeout Event (Kopf posts Events asynchronously)", timeout=15)
     finally:
         core.patch_namespaced_pod(replica, namespace, {"metadata": {"finalizers": None}})
     apply(control_plane, namespace, "after", {"type": "reload", "cluster": three})  # the cluster is free again
@@ -331,3 +335,22 @@ def test_a_running_operation_survives_an_operator_restart_without_a_second_trigg
     assert done["status"]["startedAt"] == running["status"]["startedAt"]
     assert done["status"]["evidence"]["newPodUID"] == recreated
     assert pods(k8s, namespace, three)[replica].metadata.uid == recreated, "the Pod was not deleted a second time"
+
+
+def test_two_operations_created_together_run_one_at_a_time(control_plane: ControlPlane, k8s: Any,
+                                                           namespace: str, intents: Intents, three: str) -> None:
+    names = [f"together-{i}" for i in range(4)]
+    items = [{"apiVersion": constants.API_VERSION, "kind": KIND, "metadata": {"name": n, "namespace": namespace},
+              "spec": {"type": "reload", "cluster": three}} for n in names]
+    done = subprocess.run([control_plane.kubectl, "--kubeconfig", str(control_plane.kubeconfig), "apply", "-f", "-"],
+                          input=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}),
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    results = [finished(intents, namespace, n) for n in names]
+    reasons = sorted(str((intents.ready(r) or {}).get("reason")) for r in results)
+    # one ran; each other one either waited for nothing (it came after the first finished) or was Busy
+    assert reasons.count("Succeeded") >= 1 and set(reasons) <= {"Succeeded", "Busy"}
+    spans = sorted((r["status"]["startedAt"], r["status"]["finishedAt"]) for r in results
+                   if r["status"]["phase"] == "Succeeded")
+    for (_, first_end), (second_start, _) in itertools.pairwise(spans):
+        assert second_start >= first_end, f"two operations ran at once: {spans}"

@@ -105,19 +105,25 @@ def _cluster_key(body: Json) -> ClusterKey:
     return body["metadata"]["namespace"], str((body.get("spec") or {}).get("cluster") or "")
 
 
-async def _running_elsewhere(rt: Runtime, body: Json) -> str | None:
-    """The name of another operation Running on the same Cluster (stored state, not only this process's)."""
+async def _claim(rt: Runtime, body: Json) -> str | None:
+    """Takes the Cluster for this operation; else the name of the one running there (from the stored
+    requests, for a Running one this process has not seen yet, and from this process's claims).
+
+    The claim is checked and taken after the listing, with no await in between: two requests started
+    together cannot both pass."""
     namespace, cluster = _cluster_key(body)
     uid = body["metadata"]["uid"]
+    others = [o for o in await rt.api.list(OPERATION_REQUESTS, namespace)
+              if o["metadata"]["uid"] != uid and (o.get("spec") or {}).get("cluster") == cluster]
     claimed = _claims.get((namespace, cluster))
-    for other in await rt.api.list(OPERATION_REQUESTS, namespace):
-        meta = other["metadata"]
-        if meta["uid"] == uid or (other.get("spec") or {}).get("cluster") != cluster:
-            continue
-        if (other.get("status") or {}).get("phase") == OPERATION_RUNNING or meta["uid"] == claimed:
-            return str(meta["name"])
-    # Claimed in this process by a request the listing does not show (deleted meanwhile): still busy.
-    return "another operation" if claimed not in (None, uid) else None
+    if claimed not in (None, uid):
+        return next((str(o["metadata"]["name"]) for o in others if o["metadata"]["uid"] == claimed),
+                    "another operation")
+    running = next((str(o["metadata"]["name"]) for o in others
+                    if (o.get("status") or {}).get("phase") == OPERATION_RUNNING), None)
+    if running is None:
+        _claims[(namespace, cluster)] = uid
+    return running
 
 
 async def _start(rt: Runtime, body: Json) -> Json:
@@ -126,12 +132,10 @@ async def _start(rt: Runtime, body: Json) -> Json:
     namespace = body["metadata"]["namespace"]
     spec = PgOperationRequestSpec.model_validate(body["spec"])
     key = _cluster_key(body)
-    uid = body["metadata"]["uid"]
-    busy = await _running_elsewhere(rt, body)
+    busy = await _claim(rt, body)
     if busy is not None:
         raise Refused("Busy", f"operation {busy} is running on cluster {spec.cluster}; one operation runs at "
                               "a time: create this request again once it has finished")
-    _claims[key] = uid
     try:
         return await retry_on_conflict(lambda: _trigger_once(rt, namespace, spec))
     except BaseException:  # refused or failed: nothing was written, the Cluster is free again
