@@ -4,6 +4,7 @@ is checked and taken with no await in between (the operator's API calls yield to
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 from cnpg_mcp_api import constants
@@ -58,3 +59,45 @@ def test_two_requests_started_together_one_is_busy() -> None:
     refused = [o for o in outcomes if isinstance(o, operation_requests.Refused)]
     assert len(rt.api.patches) == 1, outcomes
     assert len(refused) == 1 and refused[0].reason == "Busy"
+
+
+class FlakyStatus:
+    """The status writer fails once, as an API hiccup right after the trigger was written would."""
+
+    def __init__(self) -> None:
+        self.failures_left = 1
+        self.written: list[dict[str, Any]] = []
+
+    def freshest(self, body: dict[str, Any]) -> dict[str, Any]:
+        return body
+
+    async def write(self, resource: Any, body: dict[str, Any], desired: dict[str, Any]) -> dict[str, Any]:
+        if self.failures_left:
+            self.failures_left -= 1
+            raise RuntimeError("status write failed")
+        self.written.append(desired)
+        return {**body, "status": desired}
+
+
+def test_a_failed_status_write_after_the_trigger_never_triggers_again() -> None:
+    from cnpg_mcp_operator.wakeups import KeyedLocks  # noqa: PLC0415
+
+    rt = FakeRuntime()
+    rt.locks = KeyedLocks()  # type: ignore[attr-defined]
+    rt.status = FlakyStatus()  # type: ignore[attr-defined]
+    body = request("a", "u1")
+
+    async def twice() -> None:
+        with contextlib.suppress(RuntimeError):  # the failed status write; Kopf retries the handler
+            await operation_requests._advance(rt, body)  # type: ignore[arg-type]
+        await operation_requests._advance(rt, body)  # type: ignore[arg-type]
+        for task in list(operation_requests._watchers.values()):
+            task.cancel()
+
+    try:
+        asyncio.run(twice())
+    finally:
+        operation_requests._claims.clear()
+        operation_requests._watchers.clear()
+    assert rt.api.patches == ["db"], "the trigger was written once"
+    assert rt.status.written[-1]["phase"] == "Running"  # type: ignore[attr-defined]

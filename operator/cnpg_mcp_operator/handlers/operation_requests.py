@@ -43,6 +43,7 @@ POLL_S = 2.0
 ClusterKey = tuple[str, str]
 _claims: dict[ClusterKey, str] = {}  # (namespace, cluster) → uid of the running operation
 _watchers: dict[IntentKey, asyncio.Task[None]] = {}
+_written: dict[str, Json] = {}  # request uid → its Running status fields, until that status is stored
 
 
 class Refused(Exception):
@@ -88,16 +89,20 @@ async def _advance(rt: Runtime, body: Json) -> None:
         if invalid is not None:
             await _finish(rt, body, OPERATION_FAILED, Verdict(False, "Invalid", invalid.message))
             return
-        try:
-            extra = await _start(rt, body)
-        except Refused as refused:
-            await _finish(rt, body, OPERATION_FAILED, Verdict(False, refused.reason, refused.message))
-            return
+        uid = body["metadata"]["uid"]
+        extra = _written.get(uid)  # the trigger is out, its Running status not stored yet: never write it again
+        if extra is None:
+            try:
+                extra = _written[uid] = await _start(rt, body)
+            except Refused as refused:
+                await _finish(rt, body, OPERATION_FAILED, Verdict(False, refused.reason, refused.message))
+                return
         spec = PgOperationRequestSpec.model_validate(body["spec"])
         what = f"{spec.type} of {spec.cluster}" + (f" ({extra['instance']})" if extra.get("instance") else "")
         body = await rt.status.write(OPERATION_REQUESTS, body, verdict_status(
             body, Verdict(False, "Running", f"{what}: asked CNPG, waiting for the effect"),
             phase=OPERATION_RUNNING, **extra))
+        _written.pop(uid, None)
     _ensure_watcher(rt, body)
 
 
@@ -259,4 +264,5 @@ async def finalize(rt: Runtime, body: Json, views: CnpgViews) -> None:
         task.cancel()
     if _claims.get(_cluster_key(body)) == body["metadata"]["uid"]:
         _claims.pop(_cluster_key(body), None)
+    _written.pop(body["metadata"]["uid"], None)
     await finish_deletion(rt, OPERATION_REQUESTS, body)
