@@ -15,11 +15,12 @@ from cnpg_mcp_api import constants
 from devcluster.controlplane import ControlPlane
 from tests.integration.conftest import Intents, OperatorProcess
 from tests.integration.gateway_helpers import error, gateway_server, ok, text
-from tests.integration.test_operations_intents import HOLD, cluster, healthy, pods, ready
-from tests.integration.test_operator_roles import make_cluster, wait_until
+from tests.integration.test_operations_intents import HOLD, cluster, healthy, pods, ready, three
+from tests.integration.test_operator_roles import wait_until
 
 pytestmark = pytest.mark.anyio
 KIND = constants.OPERATION_REQUEST_KIND
+__all__ = ["three"]  # the three-instance cluster fixture, shared with test_operations_intents
 
 
 @pytest.fixture
@@ -30,13 +31,6 @@ def anyio_backend() -> str:
 @pytest.fixture
 def gateway(control_plane: ControlPlane, operator: OperatorProcess) -> Any:
     return gateway_server(control_plane)
-
-
-@pytest.fixture
-def three(operator: OperatorProcess, cnpg_simulator: Any, k8s: Any, namespace: str, intents: Intents) -> str:
-    name = make_cluster(intents, namespace, instances=3)
-    wait_until(lambda: healthy(k8s, namespace, name, 3), "three running instances")
-    return name
 
 
 def requests(intents: Intents, namespace: str) -> list[dict[str, Any]]:
