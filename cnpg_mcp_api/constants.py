@@ -22,6 +22,8 @@ BACKUP_REQUEST_PLURAL: Final = "pgbackuprequests"
 BACKUP_SCHEDULE_REQUEST_PLURAL: Final = "pgbackupschedulerequests"
 POOLER_REQUEST_KIND: Final = "PgPoolerRequest"
 POOLER_REQUEST_PLURAL: Final = "pgpoolerrequests"
+OPERATION_REQUEST_KIND: Final = "PgOperationRequest"
+OPERATION_REQUEST_PLURAL: Final = "pgoperationrequests"
 
 CNPG_GROUP: Final = "postgresql.cnpg.io"
 CNPG_VERSION: Final = "v1"
@@ -67,3 +69,18 @@ CNPG_ROLE_LABEL: Final = "cnpg.io/role"
 CNPG_RELOAD_LABEL: Final = "cnpg.io/reload"
 
 POSTGRES_PORT: Final = 5432
+
+# Day-2 operations, the CloudNativePG 1.30 way (pkg/utils/labels_annotations.go, api/v1/cluster_types.go,
+# pkg/reconciler/hibernation/status.go, internal/cmd/plugin/{promote,restart,reload,fence}).
+CNPG_RESTARTED_AT_ANNOTATION: Final = "kubectl.kubernetes.io/restartedAt"
+CNPG_RELOADED_AT_ANNOTATION: Final = "cnpg.io/reloadedAt"
+CNPG_HIBERNATION_ANNOTATION: Final = "cnpg.io/hibernation"
+CNPG_HIBERNATION_CONDITION: Final = "cnpg.io/hibernation"
+CNPG_HIBERNATED_REASON: Final = "Hibernated"
+CNPG_FENCED_INSTANCES_ANNOTATION: Final = "cnpg.io/fencedInstances"
+CNPG_FENCE_ALL: Final = "*"
+CNPG_UNRECOVERABLE_ANNOTATION: Final = "alpha.cnpg.io/unrecoverable"
+CNPG_PHASE_SWITCHOVER: Final = "Switchover in progress"
+CNPG_PHASE_INPLACE_PRIMARY_RESTART: Final = "Primary instance is being restarted in-place"
+CNPG_INSTANCE_ROLE_LABEL: Final = "cnpg.io/instanceRole"
+CNPG_INSTANCE_NAME_LABEL: Final = "cnpg.io/instanceName"

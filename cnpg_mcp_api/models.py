@@ -628,6 +628,55 @@ class PgPoolerRequestStatus(IntentStatus):
     service: str | None = Field(default=None, description="Where clients connect: <pooler>.<namespace>:5432.")
 
 
+# --------------------------------------------------------------------------- PgOperationRequest
+
+OperationType = Literal["switchover", "restart", "reload", "fence", "unfence", "hibernate", "resume",
+                        "rebuildReplica"]
+OPERATION_TYPES: tuple[str, ...] = ("switchover", "restart", "reload", "fence", "unfence", "hibernate", "resume",
+                                    "rebuildReplica")
+# Phases of an operation: one-shot, like a Job.
+OPERATION_PENDING, OPERATION_RUNNING = "Pending", "Running"
+OPERATION_SUCCEEDED, OPERATION_FAILED = "Succeeded", "Failed"
+OPERATION_FINISHED = (OPERATION_SUCCEEDED, OPERATION_FAILED)
+_NO_INSTANCE_TYPES = ("reload", "hibernate", "resume")
+
+
+class PgOperationRequestSpec(CamelModel):
+    """One day-2 action on a CloudNativePG cluster, done the way `kubectl cnpg` does it; immutable."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [
+        {"rule": "self == oldSelf", "message": "an operation request is immutable; create a new one"},
+        {"rule": "self.type != 'rebuildReplica' || has(self.instance)",
+         "message": "rebuildReplica needs instance (the replica to rebuild)"},
+        {"rule": "!(self.type in [" + ", ".join(f"'{t}'" for t in _NO_INSTANCE_TYPES) + "]) || !has(self.instance)",
+         "message": "reload, hibernate and resume act on the whole cluster: leave instance out"},
+    ]})
+
+    type: OperationType = Field(
+        description="switchover (promote a replica), restart (all instances, or one), reload (configuration), "
+                    "fence / unfence (one instance, or all), hibernate / resume, rebuildReplica.")
+    cluster: ClusterName
+    instance: str | None = Field(
+        default=None, pattern=K8S_NAME_PATTERN, min_length=1, max_length=63,
+        description="The instance (Pod name, e.g. main-db-2): switchover target (default: a healthy replica), "
+                    "the one instance to restart, to fence/unfence (default: all), or the replica to rebuild.")
+    timeout_seconds: int = Field(default=600, ge=10, le=86400,
+                                 description="Failed when CNPG has not shown the effect within this time.")
+    ttl_seconds_after_finished: int = Field(default=86400, ge=0,
+                                            description="Delete this request that long after it finished.")
+
+
+class PgOperationRequestStatus(IntentStatus):
+    phase: Literal["Pending", "Running", "Succeeded", "Failed"] | None = None
+    cluster_uid: str | None = Field(default=None, alias="clusterUID", description="The Cluster acted on.")
+    instance: str | None = Field(default=None, description="The instance acted on (chosen when not given).")
+    started_at: str | None = Field(default=None, description="When the operator wrote CNPG's trigger.")
+    finished_at: str | None = Field(default=None, description="When it succeeded or failed (TTL start).")
+    evidence: dict[str, str] | None = Field(
+        default=None, description="What CNPG reported that proves the effect (e.g. currentPrimary, the "
+                                  "cnpg.io/hibernation condition, restarted Pods).")
+
+
 # --------------------------------------------------------------------------- kinds
 
 
@@ -728,8 +777,17 @@ POOLER_REQUEST = IntentKind(
                    "and '-', at most 63 characters",
     }],
 )
+OPERATION_REQUEST = IntentKind(
+    kind=constants.OPERATION_REQUEST_KIND, plural=constants.OPERATION_REQUEST_PLURAL, short_names=["pgops"],
+    spec=PgOperationRequestSpec, status=PgOperationRequestStatus,
+    description="One day-2 operation on a CloudNativePG cluster (switchover, restart, reload, fence, hibernate...).",
+    columns=[_CLUSTER_COLUMN, {"name": "Type", "type": "string", "jsonPath": ".spec.type"},
+             {"name": "Instance", "type": "string", "jsonPath": ".status.instance"},
+             {"name": "Phase", "type": "string", "jsonPath": ".status.phase"}, _REASON, _REQUESTER, _AGE, _MESSAGE,
+             _REQUESTED_BY],
+)
 KINDS = (CLUSTER_REQUEST, ROLE_REQUEST, DATABASE_REQUEST, BACKUP_STORE_REQUEST, BACKUP_REQUEST,
-         BACKUP_SCHEDULE_REQUEST, POOLER_REQUEST)
+         BACKUP_SCHEDULE_REQUEST, POOLER_REQUEST, OPERATION_REQUEST)
 
 
 def manifest(kind: IntentKind, name: str, spec: CamelModel, *, namespace: str | None = None,

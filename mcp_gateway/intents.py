@@ -15,11 +15,13 @@ from cnpg_mcp_api import constants
 from cnpg_mcp_api.models import (
     CLUSTER_REQUEST,
     DATABASE_REQUEST,
+    OPERATION_REQUEST,
     POOLER_REQUEST,
     ROLE_REQUEST,
     CamelModel,
     PgClusterRequestSpec,
     PgDatabaseRequestSpec,
+    PgOperationRequestSpec,
     PgPoolerRequestSpec,
     PgRoleRequestSpec,
     manifest,
@@ -142,3 +144,12 @@ def pooler_update_patch(current_spec: Mapping[str, Any], *, pooler_type: str | N
         _validated(PgPoolerRequestSpec, {**current_spec, **{k: v for k, v in patch.items() if k != "pgbouncer"},
                                          "pgbouncer": {**bouncer_now, **bouncer, "parameters": merged_params}})
     return {"spec": patch} if patch else {}
+
+def operation_intent(cluster_name: str, op_type: str, namespace: str, *, instance: str | None,
+                     timeout_seconds: int, requested_by: str | None, now: dt.datetime | None = None) -> dict[str, Any]:
+    """A PgOperationRequest named <cluster>-<type>-<UTC timestamp> (one-shot: a new name every time)."""
+    spec = _validated(PgOperationRequestSpec, {"type": op_type, "cluster": cluster_name, "instance": instance,
+                                               "timeoutSeconds": timeout_seconds})
+    stamp = (now or dt.datetime.now(dt.UTC)).strftime("%Y%m%d-%H%M%S-%f")
+    name = f"{cluster_name}-{op_type.lower()}-{stamp}"
+    return manifest(OPERATION_REQUEST, name, spec, namespace=namespace, annotations=_annotations(requested_by))

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from mcp_gateway.gateway import Gateway
 
 # Toolsets in the order they are documented; later issues add backups, operations, poolers.
-TOOLSETS = ("clusters", "roles", "databases", "diagnostics", "backups", "poolers", "sql")
+TOOLSETS = ("clusters", "roles", "databases", "diagnostics", "backups", "operations", "poolers", "sql")
 # Offered only when --toolsets names them (arbitrary read-only SQL is opt-in).
 OPT_IN_TOOLSETS = ("sql",)
 Handler = Callable[..., Awaitable[CallToolResult]]

@@ -21,11 +21,13 @@ from kubernetes.client.exceptions import ApiException
 from psycopg import sql
 
 from cnpg_mcp_api.cnpg_rules import image_major
+from devcluster.simulator import operations
 from devcluster.simulator.common import (
     CLUSTER_DOMAIN,
     CLUSTER_LABEL,
     INSTANCE_ROLE_LABEL,
     PHASE_HEALTHY,
+    PHASE_INPLACE_PRIMARY_RESTART,
     PHASE_SETTING_UP,
     POD_ROLE_INSTANCE,
     POD_ROLE_LABEL,
@@ -241,10 +243,12 @@ def primary_instance(cluster: Mapping[str, Any]) -> str:
 
 
 def cluster_fingerprint(cluster: Mapping[str, Any]) -> Hashable:
-    """A switchover is asked for in the status (targetPrimary ≠ an existing currentPrimary): news too."""
+    """A switchover is asked for in the status (targetPrimary ≠ an existing currentPrimary), an in-place
+    primary restart by the status phase: news too."""
     status = cluster.get("status") or {}
     current, target = status.get("currentPrimary"), status.get("targetPrimary")
-    return spec_fingerprint(cluster), target if current and target != current else None
+    restart = status.get("phase") == PHASE_INPLACE_PRIMARY_RESTART
+    return spec_fingerprint(cluster), target if current and target != current else None, restart
 
 
 # ================================================================================= handler
@@ -295,11 +299,13 @@ class ClusterHandler:
             blocked = self._apply_runtime_parameters(cluster)
         outcomes, role_secrets = self._reconcile_managed_roles(cluster)
         ctx.secret_users.remember(key, [*role_secrets, app_secret])
-        pods_problem = ensure_instance_pods(ctx, cluster, instance_names(cluster), primary_instance(cluster))
+        wanted = [] if operations.hibernation_requested(cluster) else instance_names(cluster)
+        pods_problem = ensure_instance_pods(ctx, cluster, wanted, primary_instance(cluster))
         problems += [p for p in (blocked, pods_problem) if p]
-        ctx.kube.patch_status(PLURAL, cluster, cluster_status(
+        played = operations.apply(ctx, cluster, primary_instance(cluster))
+        ctx.kube.patch_status(PLURAL, cluster, operations.adjust_status(cluster, cluster_status(
             cluster, roles_status=managed_roles_status(outcomes), app_secret_version=app_version,
-            blocked_reason="; ".join(problems) or None, now=now_rfc3339()))
+            blocked_reason="; ".join(problems) or None, now=now_rfc3339()), played.pods))
         if problems:
             log.warning("Cluster %s/%s: %s", namespace, name, "; ".join(problems)[:500])
         return not problems and not any(o.error for o in outcomes)

@@ -24,8 +24,10 @@ from devcluster.simulator.common import (
     POD_ROLE_INSTANCE,
     POD_ROLE_LABEL,
     POSTGRES_PORT,
+    RESTARTED_AT_ANNOTATION,
     ROLE_PRIMARY,
     ROLE_REPLICA,
+    UNRECOVERABLE_ANNOTATION,
     Json,
     api_error_text,
     now_rfc3339,
@@ -61,7 +63,7 @@ def instance_pod_body(cluster: Mapping[str, Any], instance: str, primary: bool, 
         "metadata": {
             "name": instance, "namespace": namespace,
             "labels": instance_labels(name, instance, primary),
-            "annotations": {SIMULATED_ANNOTATION: "cnpg-simulator"},
+            "annotations": {SIMULATED_ANNOTATION: "cnpg-simulator", **_restarted_at(cluster)},
             "ownerReferences": [owner_reference(cluster)],
         },
         "spec": {
@@ -74,6 +76,12 @@ def instance_pod_body(cluster: Mapping[str, Any], instance: str, primary: bool, 
             }],
         },
     }
+
+
+def _restarted_at(cluster: Mapping[str, Any]) -> dict[str, str]:
+    """CNPG copies the Cluster's restartedAt onto every instance Pod it creates (a rolling restart's mark)."""
+    value = ((cluster.get("metadata") or {}).get("annotations") or {}).get(RESTARTED_AT_ANNOTATION)
+    return {RESTARTED_AT_ANNOTATION: value} if value else {}
 
 
 def running_pod_status(pod: Mapping[str, Any], now: str) -> Json:
@@ -169,6 +177,9 @@ class InstancePodHandler:
         if is_running(pod) and not self._ctx.logs.knows(namespace, name):  # running before a restart
             self._ctx.logs.started(namespace, name, labels.get(CLUSTER_LABEL, ""), primary=primary)
         self._ctx.logs.set_primary(namespace, name, primary)
+        annotations = meta.get("annotations") or {}
+        if labels.get(CLUSTER_LABEL) and annotations.get(UNRECOVERABLE_ANNOTATION) == "true":
+            self._ctx.enqueue(("cluster", namespace, labels[CLUSTER_LABEL]))  # CNPG's part: rebuild it
         if meta.get("deletionTimestamp") or not is_running(pod):
             self._ctx.enqueue((self.kind, namespace, name))
 
@@ -199,4 +210,6 @@ class InstancePodHandler:
             self._ctx.logs.started(namespace, name, labels.get(CLUSTER_LABEL, ""),
                                    primary=labels.get(INSTANCE_ROLE_LABEL) == ROLE_PRIMARY)
             log.info("Pod %s/%s running", namespace, name)
+            if labels.get(CLUSTER_LABEL):  # CNPG's rolling restart goes on once this instance is back
+                self._ctx.enqueue(("cluster", namespace, labels[CLUSTER_LABEL]))
         return True

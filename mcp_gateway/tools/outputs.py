@@ -474,3 +474,18 @@ class ClusterUpdated(Output):
     changes: dict[str, ConfigChange]
     adopted: bool = Field(description="The Cluster was not managed by cnpg-mcp and got a PgClusterRequest")
     request_state: State | None = None
+
+
+class OperationResult(Output):
+    """A day-2 operation (PgOperationRequest) as the operator reports it."""
+
+    operation: str = Field(description="switchover, restart, reload, fence, unfence, hibernate, resume, "
+                                       "rebuildReplica")
+    cluster: str = Field(description="namespace/name")
+    instance: str | None = Field(description="The instance acted on (the switchover target chosen when not given)")
+    request: str = Field(description="pgoperationrequests/<name>")
+    dry_run: bool
+    phase: str | None = Field(description="Pending, Running, Succeeded or Failed (null for a dry run)")
+    reason: str | None = Field(description="The Ready condition's reason (Running, Succeeded, Timeout...)")
+    message: str
+    evidence: dict[str, str] = Field(description="What CNPG reported that proves the effect (e.g. currentPrimary)")

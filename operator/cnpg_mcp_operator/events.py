@@ -15,7 +15,7 @@ from cnpg_mcp_api import constants
 
 # Reasons that mean "working as intended": Normal events. Anything else is worth a Warning.
 NORMAL_REASONS = frozenset({"Applied", "Pending", "Deleting", "Created", "Ready", "Retained", "Deleted",
-                            "Completed"})
+                            "Completed", "Running", "Succeeded"})
 MAX_MESSAGE = 1000
 # One quick retry: an Event is worth little once late, and a namespace being deleted refuses them all.
 BACKOFFS = (0.5,)

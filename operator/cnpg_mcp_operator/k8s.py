@@ -64,6 +64,7 @@ BACKUPS = Resource(constants.CNPG_GROUP, constants.CNPG_VERSION, constants.CNPG_
 SCHEDULED_BACKUPS = Resource(constants.CNPG_GROUP, constants.CNPG_VERSION, constants.CNPG_SCHEDULED_BACKUPS,
                              "ScheduledBackup")
 POOLERS = Resource(constants.CNPG_GROUP, constants.CNPG_VERSION, constants.CNPG_POOLERS, "Pooler")
+PODS = Resource("", "v1", "pods", "Pod")
 OBJECT_STORES = Resource(constants.BARMAN_GROUP, constants.BARMAN_VERSION, constants.BARMAN_OBJECT_STORES,
                          "ObjectStore")
 
@@ -183,6 +184,11 @@ class Api:
                 return None
             raise
 
+    async def list(self, resource: Resource, namespace: str, *, label_selector: str | None = None) -> list[Json]:
+        query = {"labelSelector": label_selector} if label_selector else None
+        listing = await self.request("GET", resource.path(namespace), query=query)
+        return [dict(item) for item in listing.get("items") or []]
+
     async def group_resources(self, group: str, version: str) -> set[str] | None:
         """Plural names the API server serves for group/version; None when it serves none."""
         try:
@@ -224,13 +230,14 @@ class Api:
         return await self.patch(resource, namespace, name, {"status": dict(status)}, subresource="status")
 
     async def delete(self, resource: Resource, namespace: str, name: str, *,
-                     propagation: str = "Background") -> bool:
-        """Deletes the object; False when it was already gone."""
+                     propagation: str = "Background", uid: str | None = None) -> bool:
+        """Deletes the object (only this incarnation of it when `uid` is given); False when it was already gone."""
         self._count("delete", resource)
+        options: Json = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": propagation}
+        if uid is not None:
+            options["preconditions"] = {"uid": uid}
         try:
-            await self.request("DELETE", resource.path(namespace, name),
-                               body={"kind": "DeleteOptions", "apiVersion": "v1",
-                                     "propagationPolicy": propagation})
+            await self.request("DELETE", resource.path(namespace, name), body=options)
         except ApiError as exc:
             if exc.not_found:
                 return False

@@ -23,7 +23,7 @@ def names(**options: object) -> set[str]:
 
 
 def test_filter_defaults_to_every_tool_but_the_opt_in_toolsets() -> None:
-    assert names() == NAMES - {"run_readonly_query"} and len(NAMES) == len(TOOLS) == 27
+    assert names() == NAMES - {"run_readonly_query"} and len(NAMES) == len(TOOLS) == 33
     assert names(toolsets=TOOLSETS) == NAMES
 
 
@@ -52,6 +52,7 @@ def test_toolsets_select_and_combine_with_the_other_filters() -> None:
     assert names(toolsets=["diagnostics"]) == {"get_cluster_logs", "run_diagnostic_query"}
     assert names(toolsets=["sql"]) == {"run_readonly_query"}
     assert names(toolsets=["backups"], read_only=True) == {"list_postgres_backups"}
+    assert names(toolsets=["operations"], disable_destructive=True) == {"reload_postgres_cluster"}
     assert {spec.toolset for spec in TOOLS} == set(TOOLSETS)
 
 

@@ -34,7 +34,9 @@ BACKUP_TOOLS = {"configure_postgres_backups", "create_postgres_backup", "list_po
                 "schedule_postgres_backup", "delete_postgres_backup_schedule", "restore_postgres_cluster"}
 POOLER_TOOLS = {"list_postgres_poolers", "create_postgres_pooler", "update_postgres_pooler", "delete_postgres_pooler"}
 CONFIGURATION_TOOLS = {"update_postgres_cluster"}  # issue #12: destructive (restarts, major upgrades)
-ALL_TOOLS = ORIGINAL_TOOLS | DIAGNOSIS_TOOLS | BACKUP_TOOLS | POOLER_TOOLS | CONFIGURATION_TOOLS
+OPERATION_TOOLS = {"switchover_postgres_cluster", "restart_postgres_cluster", "reload_postgres_cluster",
+                   "hibernate_postgres_cluster", "fence_postgres_instance", "rebuild_postgres_replica"}  # issue #12
+ALL_TOOLS = ORIGINAL_TOOLS | DIAGNOSIS_TOOLS | BACKUP_TOOLS | POOLER_TOOLS | CONFIGURATION_TOOLS | OPERATION_TOOLS
 EVERY_TOOLSET = GatewayConfig(toolsets=TOOLSETS)
 
 

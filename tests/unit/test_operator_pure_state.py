@@ -251,6 +251,7 @@ def test_the_served_kinds_keep_the_index_names_the_observers_read() -> None:
         ("backup_requests", "backup_requests_by_cluster"),
         ("backup_schedule_requests", "backup_schedule_requests_by_cluster"),
         ("pooler_requests", "pooler_requests_by_cluster"),
+        ("operation_requests", "operation_requests_by_cluster"),
     ]
 
 

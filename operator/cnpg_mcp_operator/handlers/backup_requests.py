@@ -9,13 +9,12 @@ ownerReference and keeps the Backup (deleting a Backup never deletes the data in
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cnpg_mcp_api.conditions import ready_reason
 from cnpg_mcp_api.models import PgBackupRequestSpec
+from cnpg_mcp_operator import expiry
 from cnpg_mcp_operator.backup_readiness import backup_finished, backup_status_fields, backup_verdict
 from cnpg_mcp_operator.builders.backup import build_backup
 from cnpg_mcp_operator.drift import owned_by
@@ -29,23 +28,13 @@ from cnpg_mcp_operator.handlers.common import (
 from cnpg_mcp_operator.k8s import BACKUPS
 from cnpg_mcp_operator.readiness import Verdict
 from cnpg_mcp_operator.runtime import Runtime
-from cnpg_mcp_operator.status_writer import IntentKey, intent_key
+from cnpg_mcp_operator.status_writer import intent_key
 from cnpg_mcp_operator.views import CnpgViews
 
 log = logging.getLogger(__name__)
 
 Json = dict[str, Any]
 REFUSED = ("Conflict", "Invalid", "BackupDeleted")
-_expiries: dict[IntentKey, asyncio.TimerHandle] = {}
-_running: set[asyncio.Task[None]] = set()  # strong references: the loop keeps only weak ones
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _parse(timestamp: str) -> datetime:
-    return datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
 
 
 async def reconcile(rt: Runtime, body: Json, views: CnpgViews) -> None:
@@ -96,7 +85,7 @@ async def _update(rt: Runtime, body: Json, views: CnpgViews, *, produce: bool) -
             return
         extra: Json = {"backup": name, "backupUID": backup["metadata"]["uid"], **backup_status_fields(backup)}
         if backup_finished(backup):
-            extra["finishedAt"] = status.get("finishedAt") or _now()
+            extra["finishedAt"] = status.get("finishedAt") or expiry.now()
         body = await rt.status.write(BACKUP_REQUESTS, body,
                                      verdict_status(body, backup_verdict(backup), keep_generation=not produce,
                                                     **extra))
@@ -105,41 +94,13 @@ async def _update(rt: Runtime, body: Json, views: CnpgViews, *, produce: bool) -
 
 
 def _schedule_expiry(rt: Runtime, body: Json, finished_at: str, ttl_seconds: int) -> None:
-    """Delete the request (orphaning its Backup) ttl_seconds after the backup finished. The timer lives
-    in this process; after a restart the resume handler schedules it again."""
-    key = intent_key(body)
-    meta = body["metadata"]
-    due = _parse(finished_at) + timedelta(seconds=ttl_seconds)
-    delay = max(0.0, (due - datetime.now(UTC)).total_seconds())
-    if key in _expiries:
-        _expiries.pop(key).cancel()
-    loop = asyncio.get_running_loop()
-
-    def start() -> None:
-        task = loop.create_task(_expire(rt, key, meta["uid"]))
-        _running.add(task)
-        task.add_done_callback(_running.discard)
-
-    _expiries[key] = loop.call_later(delay, start)
-
-
-async def _expire(rt: Runtime, key: IntentKey, uid: str) -> None:
-    _expiries.pop(key, None)
-    _, namespace, name = key
-    try:
-        current = await rt.api.get(BACKUP_REQUESTS, namespace, name)
-        if current is None or current["metadata"]["uid"] != uid or current["metadata"].get("deletionTimestamp"):
-            return
-        log.info("PgBackupRequest %s/%s finished its TTL; deleting it (the Backup stays)", namespace, name)
-        await rt.api.delete(BACKUP_REQUESTS, namespace, name, propagation="Orphan")
-    except Exception as exc:  # a timer task has nobody to report to but the log
-        log.warning("TTL cleanup of PgBackupRequest %s/%s failed: %s", namespace, name, exc)
+    """Delete the request (orphaning its Backup) ttl_seconds after the backup finished."""
+    expiry.schedule(rt, BACKUP_REQUESTS, body, finished_at, ttl_seconds, propagation="Orphan",
+                    note=" (the Backup stays)")
 
 
 async def finalize(rt: Runtime, body: Json, views: CnpgViews) -> None:
     """Nothing to release: the Backup goes with the request (background) or stays (orphan)."""
-    timer = _expiries.pop(intent_key(body), None)
-    if timer is not None:
-        timer.cancel()
+    expiry.cancel(intent_key(body))
 
     await finish_deletion(rt, BACKUP_REQUESTS, body)

@@ -35,6 +35,8 @@ BACKUP_SCHEDULE_REQUESTS = Resource(constants.GROUP, constants.VERSION, constant
                                     constants.BACKUP_SCHEDULE_REQUEST_KIND)
 POOLER_REQUESTS = Resource(constants.GROUP, constants.VERSION, constants.POOLER_REQUEST_PLURAL,
                            constants.POOLER_REQUEST_KIND)
+OPERATION_REQUESTS = Resource(constants.GROUP, constants.VERSION, constants.OPERATION_REQUEST_PLURAL,
+                              constants.OPERATION_REQUEST_KIND)
 
 
 def verdict_status(body: Mapping[str, Any], verdict: Verdict, *, keep_generation: bool = False,

@@ -9,6 +9,7 @@ from cnpg_mcp_operator.handlers import (
     backup_store_requests,
     cluster_requests,
     database_requests,
+    operation_requests,
     pooler_requests,
     role_requests,
 )
@@ -18,6 +19,7 @@ from cnpg_mcp_operator.handlers.common import (
     BACKUP_STORE_REQUESTS,
     CLUSTER_REQUESTS,
     DATABASE_REQUESTS,
+    OPERATION_REQUESTS,
     POOLER_REQUESTS,
     ROLE_REQUESTS,
 )
@@ -41,6 +43,8 @@ INTENT_KINDS = (
                backup_schedule_requests.needs_reconcile, produces=SCHEDULED_BACKUPS),
     IntentKind(POOLER_REQUESTS, "pooler_request", pooler_requests.reconcile, pooler_requests.finalize,
                pooler_requests.refresh_status, pooler_requests.needs_reconcile, produces=POOLERS),
+    IntentKind(OPERATION_REQUESTS, "operation_request", operation_requests.reconcile, operation_requests.finalize,
+               operation_requests.refresh_status, operation_requests.needs_reconcile),
 )
 
 for _kind in INTENT_KINDS:
