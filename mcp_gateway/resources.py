@@ -1,7 +1,7 @@
 """MCP resources (a cluster's status digest and its logs), their completions, and prompts that use them.
 
 Resources read through the same handlers as the tools (same RBAC, same codes, same bounds); completions
-offer the cluster names of a namespace. Subscriptions (`resources/updated`) are not offered yet.
+offer the cluster names of a namespace, and the namespaces. Subscriptions: subscriptions.py.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 from mcp.server import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import Completion, CompletionArgument, CompletionContext, PromptReference, ResourceTemplateReference
 
 from cnpg_mcp_api import constants
@@ -31,6 +32,20 @@ async def cluster_names(gw: Gateway, namespace: str | None, prefix: str) -> list
     async with gw.acting(f"listing clusters in {ns}"):
         found = {c["metadata"]["name"] for c in await gw.kube.cnpg_list(constants.CNPG_CLUSTERS, ns)}
         found |= {r["metadata"]["name"] for r in await gw.kube.intent_list(constants.CLUSTER_REQUEST_PLURAL, ns)}
+    return sorted(n for n in found if n.startswith(prefix))
+
+
+async def namespace_names(gw: Gateway, prefix: str) -> list[str]:
+    """The namespaces served starting with `prefix`: --namespace-allow, else those the caller may list (else
+    the default namespace alone: the gateway's own role may not list namespaces)."""
+    if gw.config.namespace_allow:
+        found = set(gw.config.namespace_allow)
+    else:
+        try:
+            async with gw.acting("listing namespaces"):
+                found = set(await gw.kube.namespace_names())
+        except ToolError:
+            found = {gw.default_namespace}
     return sorted(n for n in found if n.startswith(prefix))
 
 
@@ -82,7 +97,8 @@ def register(mcp: MCPServer, gw: Gateway, *, logs: bool) -> None:
         return (f"Plan a point-in-time recovery of cluster {cluster} to {target_time} (plan only).\n"
                 f"1. get_cluster_status({where}): WAL archiving (ContinuousArchiving) must be True, else the target "
                 "may be unreachable; note the last backup's state.\n"
-                "2. Confirm the target lies inside the recoverability window (first recoverability point to now).\n"
+                "2. Confirm the target lies inside the recoverability window: the digest's recoverability "
+                "(first_recoverability_point to now, read from the backup store).\n"
                 "3. The recovery creates a NEW cluster (bootstrap.recovery with recoveryTarget.targetTime); the "
                 "original keeps running. Name it, size it like the original.\n"
                 f"4. get_cluster_logs({where}, contains=\"archive\") for archiving failures near the target time.\n"
@@ -91,9 +107,12 @@ def register(mcp: MCPServer, gw: Gateway, *, logs: bool) -> None:
     @mcp.completion()  # type: ignore[no-untyped-call, untyped-decorator]  # the SDK leaves it untyped
     async def complete(ref: PromptReference | ResourceTemplateReference, argument: CompletionArgument,
                        context: CompletionContext | None) -> Completion | None:
-        if argument.name != "cluster":
+        if argument.name == "namespace":
+            names = await namespace_names(gw, argument.value)
+        elif argument.name == "cluster":
+            namespace = ((context.arguments if context else None) or {}).get("namespace") or None
+            names = await cluster_names(gw, namespace, argument.value)
+        else:
             return None
-        namespace = ((context.arguments if context else None) or {}).get("namespace") or None
-        names = await cluster_names(gw, namespace, argument.value)
         return Completion(values=names[:COMPLETION_LIMIT], total=len(names),
                           has_more=len(names) > COMPLETION_LIMIT)
