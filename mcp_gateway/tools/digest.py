@@ -17,6 +17,7 @@ HEALTHY_PHASE = "Cluster in healthy state"
 KEY_CONDITIONS = ("Ready", "ContinuousArchiving", "LastBackupSucceeded", "cnpg.io/hibernation")
 CERTIFICATE_WARNING_DAYS = 14
 BARMAN_PLUGIN = "barman-cloud.cloudnative-pg.io"
+BACKUP_RUNNING_REASON = "BackupStarted"
 UNREADABLE = "cannot read the ObjectStore"  # the window is unknown, which is not a problem of the cluster
 _GO_TIME = re.compile(r"^(?P<date>\d{4}-\d\d-\d\d) (?P<time>\d\d:\d\d:\d\d)(?:\.\d+)? (?P<zone>[+-]\d{4})")
 
@@ -134,8 +135,12 @@ def problems(cluster: Mapping[str, Any], now: datetime,
     if _condition(status, "ContinuousArchiving") == "False":
         found.append(("WAL archiving is failing (point-in-time recovery is at risk)",
                       f"get_cluster_logs({ref}, contains=\"archive\")"))
-    if _condition(status, "LastBackupSucceeded") == "False":
-        found.append(("the last backup failed", "the Backup objects of this cluster and the primary's logs"))
+    backup: Mapping[str, Any] = next(
+        (c for c in status.get("conditions") or [] if c.get("type") == "LastBackupSucceeded"), {})
+    # False with reason BackupStarted is CNPG saying a backup is running, not that one failed.
+    if backup.get("status") == "False" and backup.get("reason") != BACKUP_RUNNING_REASON:
+        found.append(("the last backup failed" + (f": {backup['message']}" if backup.get("message") else ""),
+                      "the Backup objects of this cluster and the primary's logs"))
     if window and window.get("store") and not window.get("first_recoverability_point") \
             and not str(window.get("note")).startswith(UNREADABLE):
         found.append((f"no recoverability point: {window.get('note')} (point-in-time recovery is not possible yet)",
