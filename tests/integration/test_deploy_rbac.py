@@ -113,7 +113,7 @@ def test_gateway_identity_is_denied_what_it_must_not_do(
          "spec": {"instances": 1, "storage": {"size": "1Gi"}}}))
     denied(lambda: custom.delete_namespaced_custom_object(
         constants.CNPG_GROUP, constants.CNPG_VERSION, namespace, constants.CNPG_DATABASE_ROLES, "any"))
-    # get_cluster_logs lists instance Pods and reads their logs; nothing else of a Pod, no backups or poolers.
+    # get_cluster_logs lists instance Pods and reads their logs; nothing else of a Pod, no backups.
     core = client.CoreV1Api(gateway)
     core.list_namespaced_pod(namespace)
     with pytest.raises(ApiException) as missing:  # allowed: only the Pod is missing
@@ -121,9 +121,13 @@ def test_gateway_identity_is_denied_what_it_must_not_do(
     assert missing.value.status == 404, missing.value
     denied(lambda: core.read_namespaced_pod("any-1", namespace))
     denied(lambda: core.delete_namespaced_pod("any-1", namespace))
-    for plural in ("backups", "scheduledbackups", "poolers"):
+    for plural in ("backups", "scheduledbackups"):
         denied(lambda plural=plural: custom.list_namespaced_custom_object(
             constants.CNPG_GROUP, constants.CNPG_VERSION, namespace, plural))
+    # get_connection_info reads Poolers (never writes them).
+    custom.list_namespaced_custom_object(constants.CNPG_GROUP, constants.CNPG_VERSION, namespace, "poolers")
+    denied(lambda: custom.delete_namespaced_custom_object(
+        constants.CNPG_GROUP, constants.CNPG_VERSION, namespace, "poolers", "any"))
     # ... while reading CNPG objects and writing intents is allowed.
     custom.list_namespaced_custom_object(constants.CNPG_GROUP, constants.CNPG_VERSION, namespace,
                                          constants.CNPG_CLUSTERS)

@@ -1,20 +1,25 @@
 """The digest and the connection details through a real MCP client: the backups' recoverability window
 read from the Barman Cloud ObjectStore (the operator and the simulator play the plugin and CNPG), CNPG
-Poolers created directly (as a user would, not through cnpg-mcp), and namespace completions."""
+Poolers created directly (as a user would, not through cnpg-mcp), namespace completions, and deploy/'s
+gateway rights for all of it."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from kubernetes import client
 from mcp import Client
+from mcp.client.subscriptions import ResourceUpdated
 from mcp.types import PromptReference, ResourceTemplateReference
 
 from devcluster.controlplane import ControlPlane
 from tests.integration.conftest import Intents, OperatorProcess
 from tests.integration.gateway_helpers import gateway_server, ok, text
-from tests.integration.test_cnpg_simulator import create_cluster, create_cnpg
+from tests.integration.test_cnpg_simulator import create_cluster, create_cnpg, patch_cnpg
+from tests.integration.test_deploy_rbac import NAMESPACE, deployed, token_kubeconfig  # noqa: F401 (a fixture)
 from tests.integration.test_operator_backups import BACKUP_KIND, CNPG, STORE_KIND, get
 from tests.integration.test_simulator_backups import backed_up_cluster
 
@@ -104,3 +109,29 @@ async def test_namespaces_and_clusters_complete(control_plane: ControlPlane, k8s
         allowed = await narrow.complete(PromptReference(type="ref/prompt", name="diagnose_cluster"),
                                         {"name": "namespace", "value": ""})
         assert allowed.completion.values == sorted([namespace, "other-team"])
+
+
+@pytest.mark.usefixtures("deployed")
+async def test_the_gateway_service_account_reads_poolers_stores_and_watches_clusters(
+        control_plane: ControlPlane, k8s: Any, namespace: str, tmp_path: Path) -> None:
+    """deploy/'s gateway rights cover what these features read: Poolers, ObjectStores, Cluster watches."""
+    as_gateway = token_kubeconfig(control_plane, k8s, NAMESPACE, "cnpg-mcp-gateway", tmp_path / "gw")
+    create_cnpg(k8s, namespace, "clusters", "Cluster", "pg-sa", {
+        "instances": 1, "storage": {"size": "1Gi"},
+        "plugins": [{"name": "barman-cloud.cloudnative-pg.io", "isWALArchiver": True,
+                     "parameters": {"barmanObjectName": "absent-store"}}]})
+    create_cnpg(k8s, namespace, "poolers", "Pooler", "pg-sa-pooler",
+                {"cluster": {"name": "pg-sa"}, "instances": 1, "pgbouncer": {"poolMode": "session"}})
+    uri = f"cnpg://{namespace}/pg-sa/status"
+    async with Client(gateway_server(control_plane, kubeconfig=str(as_gateway), watch_cache=True)) as mcp:
+        info = ok(await mcp.call_tool("get_connection_info", {"name": "pg-sa", "namespace": namespace}))
+        assert [p["name"] for p in info["poolers"]] == ["pg-sa-pooler"] and info["poolers_unreadable"] is None
+        status = ok(await mcp.call_tool("get_cluster_status", {"name": "pg-sa", "namespace": namespace}))
+        assert status["recoverability"]["note"] == "ObjectStore absent-store not found"  # read, not refused
+        async with mcp.listen(resource_subscriptions=[uri]) as subscription:
+            await anyio.sleep(1.0)
+            patch_cnpg(k8s, namespace, "clusters", "pg-sa", {"metadata": {"annotations": {"touched": "yes"}}})
+            with anyio.fail_after(15):
+                async for event in subscription:
+                    if isinstance(event, ResourceUpdated) and event.uri == uri:
+                        break
