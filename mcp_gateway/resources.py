@@ -53,7 +53,8 @@ def register(mcp: MCPServer, gw: Gateway, *, logs: bool) -> None:
     """Resources, prompts and completions; the logs resource only where get_cluster_logs is offered."""
 
     @mcp.resource(STATUS_URI, name="cluster-status", title="Cluster status digest", mime_type="application/json",
-                  description="get_cluster_status's digest (verdict, next check, instances, conditions) as JSON.")
+                  description="get_cluster_status's digest (verdict, next check, instances, conditions) as JSON; "
+                              "subscribe to it for resources/updated when the Cluster changes.")
     async def status(namespace: str, cluster: str) -> str:
         result = await clusters.get_cluster_status(gw, cluster, namespace, format="json")
         return json.dumps(result.structured_content, indent=2, default=str)
@@ -74,6 +75,9 @@ def register(mcp: MCPServer, gw: Gateway, *, logs: bool) -> None:
                 "contains if the verdict names an instance or a subsystem (archive, replication, checkpoint).\n"
                 f"3. Call get_cluster_status({where}, detail_level=\"detailed\") for every condition and the "
                 "newest events.\n"
+                "   If it is slow rather than down: look in the logs for lock waits, checkpoints, temporary files "
+                "and canceled statements (contains=\"lock\", \"checkpoint\", \"temporary file\", \"canceling\"), "
+                "and compare the instances' timelines and readiness (a lagging or restarting replica).\n"
                 "4. Report: what is wrong, the evidence (quote log lines and conditions), and the safest next step. "
                 "Never ask for or print a password; get_connection_info names the Secret instead.")
 
