@@ -16,7 +16,7 @@ from mcp.types import ResourceUpdatedNotification
 
 from devcluster.controlplane import ControlPlane, free_port
 from mcp_gateway.config import GatewayConfig
-from tests.integration.gateway_helpers import gateway_server
+from tests.integration.gateway_helpers import bind_intent_editor, gateway_server
 from tests.integration.test_cnpg_simulator import create_cluster, patch_cnpg
 from tests.integration.test_gateway_http import serve, session
 
@@ -122,3 +122,23 @@ async def test_listen_over_streamable_http(control_plane: ControlPlane, k8s: Any
             change(k8s, namespace, "remote", "1")
             assert await next_update(mine, HEARD_WITHIN) == uri
             assert await next_update(theirs, QUIET_FOR) is None
+
+
+async def test_with_impersonation_only_a_caller_who_may_read_the_cluster_subscribes(
+        control_plane: ControlPlane, k8s: Any, namespace: str, tmp_path: Path) -> None:
+    create_cluster(k8s, namespace, "guarded", instances=1)
+    bind_intent_editor(k8s, namespace, "token:dba")  # may read Clusters here; mallory may not
+    uri = f"cnpg://{namespace}/guarded/status"
+    token_file = tmp_path / "tokens"
+    token_file.write_text("alice-token,alice,dba\nmallory-token,mallory,everyone\n")
+    config = GatewayConfig(transport="http", port=free_port(), token_file=token_file, impersonate=True,
+                           kubeconfig=str(control_plane.kubeconfig))
+    async for url in serve(config, control_plane):
+        async with session(url, "mallory-token") as mallory:
+            with pytest.raises(MCPError, match=r"\[FORBIDDEN\].*mallory"):
+                async with mallory.listen(resource_subscriptions=[uri]):
+                    pass
+        async with session(url, "alice-token") as alice, alice.listen(resource_subscriptions=[uri]) as hers:
+            await anyio.sleep(1.0)
+            change(k8s, namespace, "guarded", "1")
+            assert await next_update(hers, HEARD_WITHIN) == uri
