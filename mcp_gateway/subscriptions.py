@@ -28,6 +28,7 @@ from mcp.server.subscriptions import ResourceUpdated, SubscriptionBus
 from mcp.shared.exceptions import MCPError
 
 from cnpg_mcp_api import constants
+from mcp_gateway import metrics
 from mcp_gateway.gateway import Gateway
 from mcp_gateway.watch_cache import Mirror
 
@@ -62,6 +63,7 @@ class ClusterWatches:
             key = (constants.CNPG_GROUP, constants.CNPG_VERSION, constants.CNPG_CLUSTERS, namespace)
             mirror = Mirror(self._gw.kube.custom.list_namespaced_custom_object, key,
                             on_change=lambda name: self._on_change(namespace, name))
+            metrics.SUBSCRIPTION_WATCHES.inc()
         self._watches[namespace] = (mirror, count + 1)
 
     def release(self, namespace: str) -> None:
@@ -71,6 +73,7 @@ class ClusterWatches:
         if count <= 1:
             del self._watches[namespace]
             mirror.stop()
+            metrics.SUBSCRIPTION_WATCHES.dec()
         else:
             self._watches[namespace] = (mirror, count - 1)
 
@@ -81,6 +84,7 @@ class ClusterWatches:
     def stop(self) -> None:
         for mirror, _ in self._watches.values():
             mirror.stop()
+            metrics.SUBSCRIPTION_WATCHES.dec()
         self._watches.clear()
 
 
@@ -133,11 +137,16 @@ class Subscriptions:
         namespaces = sorted({await self.authorize(str(uri)) for uri in wanted})
         for namespace in namespaces:
             self.watches.acquire(namespace)
+        counted = bool(wanted)
+        if counted:
+            metrics.SUBSCRIPTIONS.inc()
         try:
             return await call_next(ctx)
         finally:
             for namespace in namespaces:
                 self.watches.release(namespace)
+            if counted:
+                metrics.SUBSCRIPTIONS.dec()
 
     # ---------------------------------------------------------------- 2025-era: resources/(un)subscribe
     async def subscribe(self, ctx: ServerRequestContext[Any, Any],
@@ -151,6 +160,7 @@ class Subscriptions:
                 raise MCPError(types.INTERNAL_ERROR, "subscription limit reached; unsubscribe from something first")
             connections.append(connection)
             self.watches.acquire(namespace)
+            metrics.SUBSCRIPTIONS.inc()
         return types.EmptyResult()
 
     async def unsubscribe(self, ctx: ServerRequestContext[Any, Any],
@@ -164,6 +174,7 @@ class Subscriptions:
             connections.remove(connection)
             if not connections:
                 del self._legacy[uri]
+            metrics.SUBSCRIPTIONS.dec()
             parsed = parse_status_uri(uri)
             if parsed is not None:
                 self.watches.release(parsed[0])

@@ -13,6 +13,7 @@ from mcp import Client
 from mcp.client.subscriptions import ResourceUpdated, Subscription
 from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
 from mcp.types import ResourceUpdatedNotification
+from prometheus_client import REGISTRY
 
 from devcluster.controlplane import ControlPlane, free_port
 from mcp_gateway.config import GatewayConfig
@@ -28,6 +29,10 @@ QUIET_FOR = 3.0
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+def gauge(name: str) -> float:
+    return REGISTRY.get_sample_value(name) or 0.0
 
 
 def change(k8s: Any, namespace: str, name: str, value: str) -> None:
@@ -52,8 +57,10 @@ async def test_listen_subscriber_hears_its_cluster_change_other_does_not(
     async with Client(server) as subscriber, Client(server) as bystander:
         assert subscriber.server_capabilities.resources is not None
         assert subscriber.server_capabilities.resources.subscribe is True
+        open_before = gauge("cnpg_mcp_subscriptions_active")
         async with subscriber.listen(resource_subscriptions=[watched]) as mine, \
                 bystander.listen(resource_subscriptions=[f"cnpg://{namespace}/absent/status"]) as theirs:
+            assert gauge("cnpg_mcp_subscriptions_active") == open_before + 2
             await anyio.sleep(1.0)  # the namespace's watch starts with the first subscription
             change(k8s, namespace, "watched", "1")
             assert await next_update(mine, HEARD_WITHIN) == watched
@@ -61,6 +68,9 @@ async def test_listen_subscriber_hears_its_cluster_change_other_does_not(
             assert await next_update(theirs, QUIET_FOR) is None
             # The digest it rereads shows the change's effect (here: the same cluster, still readable).
             assert '"name": "watched"' in getattr((await subscriber.read_resource(watched)).contents[0], "text", "")
+        with anyio.fail_after(5):  # the server ends a stream's handler when the client lets it go
+            while gauge("cnpg_mcp_subscriptions_active") != open_before:  # noqa: ASYNC110
+                await anyio.sleep(0.1)
 
 
 async def test_subscribing_to_anything_but_a_digest_or_a_refused_namespace_fails(
