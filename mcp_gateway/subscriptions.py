@@ -77,10 +77,6 @@ class ClusterWatches:
         else:
             self._watches[namespace] = (mirror, count - 1)
 
-    def watched(self) -> dict[str, int]:
-        """Namespace → how many subscriptions keep its watch running."""
-        return {namespace: count for namespace, (_, count) in self._watches.items()}
-
     def stop(self) -> None:
         for mirror, _ in self._watches.values():
             mirror.stop()
