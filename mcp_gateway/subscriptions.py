@@ -38,6 +38,9 @@ _STATUS_URI = re.compile(r"^cnpg://(?P<namespace>[a-z0-9]([-a-z0-9]*[a-z0-9])?)/
 # Legacy subscriptions are per session and a session that vanished is only noticed at the next send:
 # bound them, so no client can make the gateway hold an unbounded number.
 MAX_LEGACY_SUBSCRIPTIONS = 1024
+# Each URI is checked with one API read, and each namespace costs a watch (a thread): bound both.
+MAX_URIS_PER_LISTEN = 100
+MAX_WATCHED_NAMESPACES = 64
 
 
 def status_uri(namespace: str, cluster: str) -> str:
@@ -60,6 +63,9 @@ class ClusterWatches:
     def acquire(self, namespace: str) -> None:
         mirror, count = self._watches.get(namespace, (None, 0))
         if mirror is None:
+            if len(self._watches) >= MAX_WATCHED_NAMESPACES:
+                raise MCPError(types.INTERNAL_ERROR, f"subscriptions already watch {MAX_WATCHED_NAMESPACES} "
+                                                     "namespaces, the most this gateway holds; try again later")
             key = (constants.CNPG_GROUP, constants.CNPG_VERSION, constants.CNPG_CLUSTERS, namespace)
             mirror = Mirror(self._gw.kube.custom.list_namespaced_custom_object, key,
                             on_change=lambda name: self._on_change(namespace, name))
@@ -130,16 +136,26 @@ class Subscriptions:
         if ctx.method != "subscriptions/listen" or ctx.request_id is None:
             return await call_next(ctx)
         wanted = ((ctx.params or {}).get("notifications") or {}).get("resourceSubscriptions") or []
+        if len(wanted) > MAX_URIS_PER_LISTEN:
+            raise MCPError(types.INVALID_PARAMS, f"{len(wanted)} resource URIs in one listen request; at most "
+                                                 f"{MAX_URIS_PER_LISTEN}")
         namespaces = sorted({await self.authorize(str(uri)) for uri in wanted})
-        for namespace in namespaces:
-            self.watches.acquire(namespace)
+        acquired: list[str] = []
+        try:
+            for namespace in namespaces:
+                self.watches.acquire(namespace)
+                acquired.append(namespace)
+        except MCPError:
+            for namespace in acquired:
+                self.watches.release(namespace)
+            raise
         counted = bool(wanted)
         if counted:
             metrics.SUBSCRIPTIONS.inc()
         try:
             return await call_next(ctx)
         finally:
-            for namespace in namespaces:
+            for namespace in acquired:
                 self.watches.release(namespace)
             if counted:
                 metrics.SUBSCRIPTIONS.dec()
@@ -149,13 +165,12 @@ class Subscriptions:
                         params: types.SubscribeRequestParams) -> types.EmptyResult:
         uri = str(params.uri)
         namespace = await self.authorize(uri)
-        connections = self._legacy.setdefault(uri, [])
         connection = _connection(ctx)
-        if connection not in connections:
+        if connection not in self._legacy.get(uri, []):
             if sum(map(len, self._legacy.values())) >= MAX_LEGACY_SUBSCRIPTIONS:
                 raise MCPError(types.INTERNAL_ERROR, "subscription limit reached; unsubscribe from something first")
-            connections.append(connection)
             self.watches.acquire(namespace)
+            self._legacy.setdefault(uri, []).append(connection)
             metrics.SUBSCRIPTIONS.inc()
         return types.EmptyResult()
 

@@ -82,6 +82,9 @@ async def test_subscribing_to_anything_but_a_digest_or_a_refused_namespace_fails
         with pytest.raises(MCPError, match="NAMESPACE_NOT_ALLOWED"):
             async with mcp.listen(resource_subscriptions=["cnpg://elsewhere/pg/status"]):
                 pass
+        with pytest.raises(MCPError, match="101 resource URIs in one listen request; at most 100"):
+            async with mcp.listen(resource_subscriptions=[f"cnpg://{namespace}/pg-{i}/status" for i in range(101)]):
+                pass
 
 
 async def test_legacy_subscribe_and_unsubscribe(control_plane: ControlPlane, k8s: Any, namespace: str) -> None:

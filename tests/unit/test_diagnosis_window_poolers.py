@@ -4,9 +4,14 @@ URIs, and the instances' reported state the simulator writes (as CNPG does)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
+
+import pytest
+from mcp.shared.exceptions import MCPError
 
 from devcluster.simulator import clusters as simulated
+from mcp_gateway import subscriptions
 from mcp_gateway.subscriptions import parse_status_uri, status_uri
 from mcp_gateway.tools import digest
 from mcp_gateway.tools.diagnostics import connection_info, pooler_endpoints
@@ -117,3 +122,31 @@ def test_a_backup_in_progress_is_not_a_failed_backup() -> None:
     assert digest.digest(cluster, NOW)["problems"] == []
     cluster["status"]["conditions"] = [{**running, "reason": "LastBackupFailed", "message": "exit status 4"}]
     assert digest.digest(cluster, NOW)["problems"] == ["the last backup failed: exit status 4"]
+
+
+class FakeMirror:
+    def __init__(self, *_: Any, **__: Any) -> None:
+        self.stopped = False
+
+    def stop(self) -> None:
+        self.stopped = True
+
+
+def test_watches_are_shared_per_namespace_released_with_the_last_subscription_and_bounded(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(subscriptions, "Mirror", FakeMirror)
+    gw = SimpleNamespace(kube=SimpleNamespace(custom=SimpleNamespace(list_namespaced_custom_object=None)))
+    watches = subscriptions.ClusterWatches(cast(Any, gw), lambda namespace, name: None)
+    watches.acquire("prod")
+    watches.acquire("prod")
+    first = watches._watches["prod"][0]
+    watches.release("prod")
+    assert not first.stopped  # one subscription still needs it
+    watches.release("prod")
+    assert first.stopped and "prod" not in watches._watches
+    for index in range(subscriptions.MAX_WATCHED_NAMESPACES):
+        watches.acquire(f"ns-{index}")
+    with pytest.raises(MCPError, match="already watch 64 namespaces"):
+        watches.acquire("one-too-many")
+    watches.acquire("ns-0")  # an existing watch is shared, not a new one
+    watches.stop()
