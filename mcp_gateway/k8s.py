@@ -267,6 +267,11 @@ class Kube:
         events.sort(key=lambda e: str(e.get("lastTimestamp") or e.get("eventTime") or ""), reverse=True)
         return events[:limit]
 
+    async def namespace_names(self) -> list[str]:
+        """The names of the namespaces (completions only; a 403 is the caller's to handle)."""
+        listing = await self._call(self.core.list_namespace)
+        return sorted(str(n.metadata.name) for n in listing.items)
+
     async def pods(self, namespace: str, label_selector: str) -> list[dict[str, Any]]:
         """Pods matching a label selector, as plain dicts (never mirrored: only get_cluster_logs lists them)."""
         listing = await self._call(self.core.list_namespaced_pod, namespace, label_selector=label_selector)

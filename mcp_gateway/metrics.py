@@ -9,7 +9,7 @@ only: both come from fixed lists, never from what a caller typed.
 
 from __future__ import annotations
 
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, disable_created_metrics, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -31,6 +31,12 @@ TRUNCATIONS = Counter("cnpg_mcp_tool_truncations", "Tool results whose text was 
 AUTH_FAILURES = Counter("cnpg_mcp_auth_failures",
                         "HTTP requests refused before any tool ran: 401 (no or invalid token) or "
                         "403 (identity refused, insufficient scope).", ["status"])
+
+
+SUBSCRIPTIONS = Gauge("cnpg_mcp_subscriptions_active",
+                      "Open resource subscriptions: listen streams naming resources, and 2025-era resources/subscribe.")
+SUBSCRIPTION_WATCHES = Gauge("cnpg_mcp_subscription_watches",
+                             "Namespaces whose Clusters the gateway watches for resource subscribers.")
 
 
 def tool_call(tool: str, outcome: str, seconds: float) -> None:

@@ -98,6 +98,11 @@ def _digest_lines(summary: Mapping[str, Any]) -> list[str]:
         lines.append("- Certificates: " + ", ".join(
             f"{c['secret']} {c['days_left']}d" if c["days_left"] is not None else f"{c['secret']} {c['expires']}"
             for c in summary["certificates"]))
+    window = summary.get("recoverability")
+    if window:
+        lines.append(f"- Recoverable since: {window['first_recoverability_point'] or 'unknown'}"
+                     + (f" (last backup {window['last_successful_backup']})" if window["last_successful_backup"]
+                        else "") + f"; {window['source']}" + (f": {window['note']}" if window["note"] else ""))
     return lines
 
 

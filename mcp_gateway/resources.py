@@ -1,7 +1,7 @@
 """MCP resources (a cluster's status digest and its logs), their completions, and prompts that use them.
 
 Resources read through the same handlers as the tools (same RBAC, same codes, same bounds); completions
-offer the cluster names of a namespace. Subscriptions (`resources/updated`) are not offered yet.
+offer the cluster names of a namespace, and the namespaces. Subscriptions: subscriptions.py.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 from mcp.server import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import Completion, CompletionArgument, CompletionContext, PromptReference, ResourceTemplateReference
 
 from cnpg_mcp_api import constants
@@ -34,11 +35,26 @@ async def cluster_names(gw: Gateway, namespace: str | None, prefix: str) -> list
     return sorted(n for n in found if n.startswith(prefix))
 
 
+async def namespace_names(gw: Gateway, prefix: str) -> list[str]:
+    """The namespaces served starting with `prefix`: --namespace-allow, else those the caller may list (else
+    the default namespace alone: the gateway's own role may not list namespaces)."""
+    if gw.config.namespace_allow:
+        found = set(gw.config.namespace_allow)
+    else:
+        try:
+            async with gw.acting("listing namespaces"):
+                found = set(await gw.kube.namespace_names())
+        except ToolError:
+            found = {gw.default_namespace}
+    return sorted(n for n in found if n.startswith(prefix))
+
+
 def register(mcp: MCPServer, gw: Gateway, *, logs: bool) -> None:
     """Resources, prompts and completions; the logs resource only where get_cluster_logs is offered."""
 
     @mcp.resource(STATUS_URI, name="cluster-status", title="Cluster status digest", mime_type="application/json",
-                  description="get_cluster_status's digest (verdict, next check, instances, conditions) as JSON.")
+                  description="get_cluster_status's digest (verdict, next check, instances, conditions) as JSON; "
+                              "subscribe to it for resources/updated when the Cluster changes.")
     async def status(namespace: str, cluster: str) -> str:
         result = await clusters.get_cluster_status(gw, cluster, namespace, format="json")
         return json.dumps(result.structured_content, indent=2, default=str)
@@ -59,6 +75,9 @@ def register(mcp: MCPServer, gw: Gateway, *, logs: bool) -> None:
                 "contains if the verdict names an instance or a subsystem (archive, replication, checkpoint).\n"
                 f"3. Call get_cluster_status({where}, detail_level=\"detailed\") for every condition and the "
                 "newest events.\n"
+                "   If it is slow rather than down: look in the logs for lock waits, checkpoints, temporary files "
+                "and canceled statements (contains=\"lock\", \"checkpoint\", \"temporary file\", \"canceling\"), "
+                "and compare the instances' timelines and readiness (a lagging or restarting replica).\n"
                 "4. Report: what is wrong, the evidence (quote log lines and conditions), and the safest next step. "
                 "Never ask for or print a password; get_connection_info names the Secret instead.")
 
@@ -82,7 +101,8 @@ def register(mcp: MCPServer, gw: Gateway, *, logs: bool) -> None:
         return (f"Plan a point-in-time recovery of cluster {cluster} to {target_time} (plan only).\n"
                 f"1. get_cluster_status({where}): WAL archiving (ContinuousArchiving) must be True, else the target "
                 "may be unreachable; note the last backup's state.\n"
-                "2. Confirm the target lies inside the recoverability window (first recoverability point to now).\n"
+                "2. Confirm the target lies inside the recoverability window: the digest's recoverability "
+                "(first_recoverability_point to now, read from the backup store).\n"
                 "3. The recovery creates a NEW cluster (bootstrap.recovery with recoveryTarget.targetTime); the "
                 "original keeps running. Name it, size it like the original.\n"
                 f"4. get_cluster_logs({where}, contains=\"archive\") for archiving failures near the target time.\n"
@@ -91,9 +111,12 @@ def register(mcp: MCPServer, gw: Gateway, *, logs: bool) -> None:
     @mcp.completion()  # type: ignore[no-untyped-call, untyped-decorator]  # the SDK leaves it untyped
     async def complete(ref: PromptReference | ResourceTemplateReference, argument: CompletionArgument,
                        context: CompletionContext | None) -> Completion | None:
-        if argument.name != "cluster":
+        if argument.name == "namespace":
+            names = await namespace_names(gw, argument.value)
+        elif argument.name == "cluster":
+            namespace = ((context.arguments if context else None) or {}).get("namespace") or None
+            names = await cluster_names(gw, namespace, argument.value)
+        else:
             return None
-        namespace = ((context.arguments if context else None) or {}).get("namespace") or None
-        names = await cluster_names(gw, namespace, argument.value)
         return Completion(values=names[:COMPLETION_LIMIT], total=len(names),
                           has_more=len(names) > COMPLETION_LIMIT)

@@ -10,6 +10,7 @@ from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.caching import CacheHint
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.subscriptions import InMemorySubscriptionBus
 from mcp.server.transport_security import TransportSecuritySettings
 from mcp.types import CallToolResult, InputRequiredResult
 from pydantic import ValidationError
@@ -20,7 +21,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cnpg_mcp_api.version import package_version
-from mcp_gateway import auth, errors, identity, metrics, registry, resources
+from mcp_gateway import auth, errors, identity, metrics, registry, resources, subscriptions
 from mcp_gateway.config import GatewayConfig
 from mcp_gateway.gateway import Gateway
 from mcp_gateway.k8s import Kube
@@ -65,12 +66,16 @@ def build_server(config: GatewayConfig, kube: Kube | None = None) -> MCPServer:
     gateway = Gateway(config=config, kube=kube, default_namespace=infer_default_namespace(config.kubeconfig))
     verifier, settings = auth.build_auth(config) if config.transport == "http" else (None, None)
     # The tool list is fixed for a configuration: clients may cache it instead of re-listing before calls.
+    # Our own bus: the Cluster watches publish resources/updated onto it (subscriptions.py).
+    bus = InMemorySubscriptionBus()
     mcp = GatewayServer(SERVER_NAME, version=package_version(), instructions=INSTRUCTIONS, token_verifier=verifier,
-                    auth=settings, cache_hints={"tools/list": CacheHint(ttl_ms=TOOLS_LIST_TTL_MS, scope="public")})
+                    auth=settings, cache_hints={"tools/list": CacheHint(ttl_ms=TOOLS_LIST_TTL_MS, scope="public")},
+                    subscriptions=bus)
     mcp.gateway = gateway
     registry.register(mcp, gateway, registry.offered(TOOLS, toolsets=config.toolsets, read_only=config.read_only,
                                                      disable_destructive=config.disable_destructive))
     resources.register(mcp, gateway, logs=not config.toolsets or "diagnostics" in config.toolsets)
+    subscriptions.register(mcp, gateway, bus)
 
     async def healthz(_: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})

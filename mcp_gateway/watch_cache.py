@@ -39,8 +39,11 @@ def _version(obj: dict[str, Any]) -> int:
 
 
 class Mirror:
-    def __init__(self, lister: Callable[..., Any], key: Key) -> None:
-        self._lister, self.key = lister, key
+    def __init__(self, lister: Callable[..., Any], key: Key,
+                 on_change: Callable[[str], None] | None = None) -> None:
+        """`on_change(name)` is called (in the watch thread) for each object the API server reports changed
+        or deleted after the first list, re-lists included (resource subscriptions are driven by it)."""
+        self._lister, self.key, self._on_change = lister, key, on_change
         self._items: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
         self._listed = threading.Event()
@@ -106,9 +109,21 @@ class Mirror:
     def _relist(self) -> str:
         group, version, plural, namespace = self.key
         listing = self._lister(group, version, namespace, plural)
+        items = {o["metadata"]["name"]: o for o in listing.get("items", [])}
         with self._lock:
-            self._items = {o["metadata"]["name"]: o for o in listing.get("items", [])}
+            before, self._items = self._items, items
+        if self._listed.is_set():  # a re-list: what changed while no watch was open
+            for name in sorted(set(before) | set(items)):
+                if _version(before.get(name) or {}) != _version(items.get(name) or {}):
+                    self._changed(name)
         return str(listing.get("metadata", {}).get("resourceVersion") or "")
+
+    def _changed(self, name: str) -> None:
+        if self._on_change is not None:
+            try:
+                self._on_change(name)
+            except Exception:  # a listener must not end the watch
+                log.exception("change listener of %s failed", "/".join(self.key))
 
     def _run(self) -> None:
         group, version, plural, namespace = self.key
@@ -134,6 +149,8 @@ class Mirror:
                         self.apply(obj)
                     elif kind == "DELETED":
                         self.apply(obj, deleted=True)
+                    if kind in ("ADDED", "MODIFIED", "DELETED"):
+                        self._changed(obj["metadata"]["name"])
             except ApiException as exc:  # 410 Gone or a refused watch: list again
                 self._error = exc
                 self._listed.set()

@@ -38,6 +38,7 @@ PLUGIN_NAME = "barman-cloud.cloudnative-pg.io"  # plugin-barman-cloud internal/c
 BARMAN_GROUP, BARMAN_VERSION, OBJECT_STORES = "barmancloud.cnpg.io", "v1", "objectstores"
 CONTINUOUS_ARCHIVING = "ContinuousArchiving"  # CNPG api/v1/cluster_types.go
 FINAL_PHASES = frozenset({"completed", "failed"})
+LAST_BACKUP_SUCCEEDED = "LastBackupSucceeded"  # CNPG's ConditionBackup
 CATALOGUE_SQL = (
     "CREATE SCHEMA IF NOT EXISTS cnpg_simulator",
     """CREATE TABLE IF NOT EXISTS cnpg_simulator.backups (
@@ -189,7 +190,21 @@ class BackupHandler:
         log.warning("Backup %s/%s failed: %s", backup["metadata"]["namespace"], backup["metadata"]["name"], error)
         self._ctx.kube.patch_status("backups", backup, {"phase": "failed", "error": error,
                                                         "stoppedAt": now_rfc3339()})
+        self._cluster_condition(backup, "False", "LastBackupFailed", error)
         return True
+
+    def _cluster_condition(self, backup: Json, status: str, reason: str, message: str) -> None:
+        """CNPG's LastBackupSucceeded condition on the Cluster: False/BackupStarted while a backup runs, then
+        True/LastBackupSucceeded or False/LastBackupFailed (its BackupStarting/Succeeded/FailedCondition)."""
+        namespace = backup["metadata"]["namespace"]
+        cluster = self._ctx.kube.get("clusters", namespace, str(((backup.get("spec") or {}).get("cluster") or {})
+                                                                  .get("name") or ""))
+        if cluster is None:
+            return
+        self._ctx.kube.patch_status("clusters", cluster, {"conditions": upsert_condition(
+            (cluster.get("status") or {}).get("conditions") or [], type_=LAST_BACKUP_SUCCEEDED, status=status,
+            reason=reason, message=message, generation=int(cluster["metadata"].get("generation", 1)),
+            now=now_rfc3339())})
 
     def reconcile(self, namespace: str, name: str) -> bool:
         ctx = self._ctx
@@ -224,6 +239,7 @@ class BackupHandler:
             "phase": "running", "method": "plugin", "startedAt": rfc3339(started), "serverName": server,
             "destinationPath": configuration.get("destinationPath"), "endpointURL": configuration.get("endpointURL"),
             "backupName": name, "instanceID": {"podName": f"{cluster_name}-1"}})
+        self._cluster_condition(backup, "False", "BackupStarted", "New Backup starting up")
         snapshot = snapshot_name(namespace, name, backup["metadata"]["uid"])
         try:
             begin_lsn = str((ctx.pg.query_one("SELECT pg_current_wal_lsn()::text", ()) or ("",))[0])
@@ -242,6 +258,7 @@ class BackupHandler:
                                                   "stoppedAt": rfc3339(stopped), "beginLSN": begin_lsn,
                                                   "endLSN": end_lsn})
         log.info("Backup %s/%s completed: %s copied to %s", namespace, name, database, snapshot)
+        self._cluster_condition(backup, "True", "LastBackupSucceeded", "Backup was successful")
         ctx.enqueue(("walarchiving", namespace, cluster_name))
         return True
 

@@ -195,6 +195,9 @@ def cluster_status(cluster: Mapping[str, Any], *, roles_status: Json | None, app
         "targetPrimary": target,
         "latestGeneratedNode": max(instances, int(previous.get("latestGeneratedNode") or 0)),
         "timelineID": 1,
+        # What each instance last reported to CNPG (its role and timeline); the simulator never fails over.
+        "instancesReportedState": {n: {"isPrimary": n == target, "timeLineID": 1} for n in names} if healthy
+        else previous.get("instancesReportedState"),
         "writeService": f"{name}-rw",
         "readService": f"{name}-r",
         "conditions": upsert_condition(

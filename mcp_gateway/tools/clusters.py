@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal, TypeVar
 import anyio
 from kubernetes.client.exceptions import ApiException
 from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult
 from pydantic import Field
 
@@ -117,6 +118,21 @@ def _refused(request: dict[str, Any] | None) -> bool:
 
 
 
+async def _recoverability(gw: Gateway, cluster: dict[str, Any]) -> dict[str, Any] | None:
+    """The recoverability window: read from the ObjectStore archiving the cluster's WAL (Barman Cloud plugin)."""
+    found = digest.archive_store(cluster)
+    if found is None:
+        return digest.recoverability(cluster, None)
+    ns = cluster["metadata"]["namespace"]
+    try:
+        async with gw.acting(f"reading ObjectStore {ns}/{found[0]}"):
+            store = await gw.kube.get_or_none(constants.BARMAN_GROUP, constants.BARMAN_VERSION,
+                                              constants.BARMAN_OBJECT_STORES, ns, found[0])
+    except ToolError as exc:  # e.g. FORBIDDEN, or no ObjectStore CRD: the digest does without the window
+        return digest.recoverability(cluster, None, unreadable=str(exc))
+    return digest.recoverability(cluster, store)
+
+
 async def list_postgres_clusters(gw: Gateway, namespace: Namespace = None, detail_level: DetailLevel = "concise",
                                  format: Format = "text") -> CallToolResult:
     """Use to see which PostgreSQL clusters exist in a namespace before acting on one.
@@ -145,7 +161,8 @@ async def get_cluster_status(gw: Gateway, name: ClusterName, namespace: Namespac
     """Use to check one cluster's health or follow a change (creation, scaling, deletion).
     Reports a one-line verdict with the next thing to check, phase and reason, each instance (role,
     status, timeline), current/target primary, key conditions (Ready, archiving, backups, hibernation),
-    managed roles, certificate expiry, newest events, version and storage; detailed adds all conditions,
+    managed roles, certificate expiry, the backups' recoverability window, newest events, version and
+    storage; detailed adds all conditions,
     parameters and more events, plus the state of its PgClusterRequest."""
     ns = gw.namespace(namespace)
     async with gw.acting(f"reading cluster {ns}/{name}"):
@@ -155,7 +172,8 @@ async def get_cluster_status(gw: Gateway, name: ClusterName, namespace: Namespac
         raise errors.tool_error(errors.NOT_FOUND, f"no cluster {name!r} in namespace {ns!r}; "
                                                   "list_postgres_clusters shows what exists")
     summary = render.cluster_summary(cluster, request, detailed=detail_level == "detailed", full=True)
-    summary.update(digest.digest(cluster))
+    window = await _recoverability(gw, cluster) if cluster is not None else None
+    summary.update(digest.digest(cluster, window=window))
     async with gw.acting(f"reading events of {ns}/{name}"):
         if detail_level == "detailed":
             summary["events"] = render.event_entries(await gw.kube.events_for(ns, name))

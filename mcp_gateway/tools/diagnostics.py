@@ -30,6 +30,8 @@ InstanceName = Annotated[str | None, Field(
 # What each default Service selects (CNPG's naming: <cluster>-rw / -ro / -r).
 DEFAULT_SERVICES = (("rw", "read-write: the primary"), ("ro", "read-only: the replicas only"),
                     ("r", "read: any instance"))
+CNPG_POOLERS = "poolers"  # postgresql.cnpg.io Poolers (PgBouncer); CNPG names each one's Service after it
+POOLER_TARGETS = {"rw": "the primary", "ro": "the replicas only", "r": "any instance"}
 
 
 def _instances_selector(cluster: str) -> str:
@@ -143,9 +145,34 @@ def _role_secret(cluster: dict[str, Any], role_requests: list[dict[str, Any]], r
                             f"{cluster['metadata']['namespace']}/{name}; list_postgres_roles shows its roles")
 
 
+def _uri(user: str, host: str, db: str, ca_file: str) -> str:
+    """A libpq URI with no password (libpq takes it from PGPASSWORD or ~/.pgpass)."""
+    return (f"postgresql://{quote(user, safe='')}@{host}:{POSTGRES_PORT}/{quote(db, safe='')}"
+            f"?sslmode=verify-full&sslrootcert={ca_file}")
+
+
+def pooler_endpoints(poolers: list[dict[str, Any]], cluster: str, *, user: str, db: str,
+                     ca_file: str) -> list[dict[str, Any]]:
+    """The CNPG Poolers whose spec.cluster.name is `cluster`, each with its Service and a URI (no password)."""
+    found = []
+    for pooler in sorted(poolers, key=lambda p: str(p["metadata"]["name"])):
+        spec = pooler.get("spec") or {}
+        if (spec.get("cluster") or {}).get("name") != cluster:
+            continue
+        name, ns = pooler["metadata"]["name"], pooler["metadata"]["namespace"]
+        kind = spec.get("type") or "rw"
+        host = f"{name}.{ns}.svc"
+        found.append({"name": name, "type": kind, "target": POOLER_TARGETS.get(kind, kind),
+                      "pool_mode": (spec.get("pgbouncer") or {}).get("poolMode") or "session",
+                      "instances": spec.get("instances"), "host": host, "port": POSTGRES_PORT,
+                      "uri": _uri(user, host, db, ca_file)})
+    return found
+
+
 def connection_info(cluster: dict[str, Any], role_requests: list[dict[str, Any]], *, role: str | None,
-                    database: str | None) -> dict[str, Any]:
-    """Pure: Services, user, database, the password Secret and how to read it, TLS, and a URI without password."""
+                    database: str | None, poolers: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Pure: Services and Poolers, user, database, the password Secret and how to read it, TLS, and URIs
+    without password."""
     meta, spec = cluster["metadata"], cluster.get("spec") or {}
     name, ns = meta["name"], meta["namespace"]
     initdb = (spec.get("bootstrap") or {}).get("initdb") or {}
@@ -167,8 +194,7 @@ def connection_info(cluster: dict[str, Any], role_requests: list[dict[str, Any]]
     ca_secret = certificates.get("serverCASecret") or f"{name}-ca"
     ca_file = f"{name}-ca.crt"
     db = database or app_database
-    uri = (f"postgresql://{quote(user, safe='')}@{name}-rw.{ns}.svc:{POSTGRES_PORT}/{quote(db, safe='')}"
-           f"?sslmode=verify-full&sslrootcert={ca_file}")
+    uri = _uri(user, f"{name}-rw.{ns}.svc", db, ca_file)
     return {
         "cluster": name, "namespace": ns, "services": services, "host": f"{name}-rw.{ns}.svc",
         "port": POSTGRES_PORT, "database": db, "user": user, "role_declared_in": declared,
@@ -178,6 +204,7 @@ def connection_info(cluster: dict[str, Any], role_requests: list[dict[str, Any]]
         "ca_command": f"kubectl get secret {ca_secret} -n {ns} -o jsonpath='{{.data.ca\\.crt}}' | base64 -d "
                       f"> {ca_file}",
         "uri": uri,
+        "poolers": pooler_endpoints(poolers or [], name, user=user, db=db, ca_file=ca_file),
     }
 
 
@@ -190,9 +217,10 @@ async def get_connection_info(
     namespace: Namespace = None, format: Format = "text",
 ) -> CallToolResult:
     """Use to tell a person or an application how to connect to a cluster, without handling any password.
-    Gives the Services (-rw primary, -ro replicas, -r any), port, database and user, the Secret holding
-    the password with the exact kubectl command to read it, sslmode and the CA Secret (its ca.crt) and a
-    libpq URI without the password. The gateway never reads Secrets."""
+    Gives the Services (-rw primary, -ro replicas, -r any) and the CloudNativePG Poolers (PgBouncer) in
+    front of the cluster, port, database and user, the Secret holding the password with the exact kubectl
+    command to read it, sslmode and the CA Secret (its ca.crt) and libpq URIs without the password. The
+    gateway never reads Secrets."""
     ns = gw.namespace(namespace)
     for value, what in ((role, "role"), (database, "database")):
         problem = identifier_problem(value, what) if value is not None else None
@@ -206,14 +234,32 @@ async def get_connection_info(
                 " yet (its PgClusterRequest exists; get_cluster_status follows it)" if requested else
                 "; list_postgres_clusters shows what exists"))
         requests = await gw.kube.intent_list(constants.ROLE_REQUEST_PLURAL, ns) if role else []
-    data = connection_info(cluster, requests, role=role, database=database)
+        poolers, unreadable = await _poolers(gw, ns)
+    data = connection_info(cluster, requests, role=role, database=database, poolers=poolers)
+    data["poolers_unreadable"] = unreadable
     return result(_connection_text(data), data, as_json=format == "json")
+
+
+async def _poolers(gw: Gateway, ns: str) -> tuple[list[dict[str, Any]], str | None]:
+    """The namespace's Poolers, or none and why (a caller who may not list Poolers still gets the rest)."""
+    try:
+        return await gw.kube.cnpg_list(CNPG_POOLERS, ns), None
+    except ApiException as exc:
+        if exc.status != 403:
+            raise
+        return [], errors.from_api_exception(exc, f"listing Poolers in {ns}").args[0]
 
 
 def _connection_text(data: dict[str, Any]) -> str:
     lines = [f"Connecting to {data['namespace']}/{data['cluster']} as {data['user']} "
              f"({data['role_declared_in']}), database {data['database']}:", "Services (port 5432):"]
     lines += [f"- {s['host']} — {s['purpose']}" for s in data["services"]]
+    if data["poolers"]:
+        lines.append("Poolers (PgBouncer, port 5432):")
+        lines += [f"- {p['host']} — pooler {p['name']}, type {p['type']} ({p['target']}), pool mode {p['pool_mode']}"
+                  f"\n  URI: {p['uri']}" for p in data["poolers"]]
+    if data.get("poolers_unreadable"):
+        lines.append(f"Poolers: unknown ({data['poolers_unreadable']})")
     if data["password_secret"]:
         lines.append(f"Password: in Secret {data['password_secret']} (key password); read it with:\n  "
                      f"{data['password_command']}")

@@ -1,8 +1,9 @@
 """Pure: a cluster's health digest from its CNPG status (what `kubectl cnpg status` shows) and a verdict.
 
-Reads only the Cluster object: phase and reason, instances (`instancesStatus`, `instancesReportedState`),
-current/target primary, the key conditions, managed roles, certificate expirations. The verdict names
-the first problem found and the next thing to check (a tool call where one helps).
+Reads the Cluster object: phase and reason, instances (`instancesStatus`, `instancesReportedState`),
+current/target primary, the key conditions, managed roles, certificate expirations; and, when the Barman
+Cloud plugin archives its WAL, the recoverability window its ObjectStore reports. The verdict names the
+first problem found and the next thing to check (a tool call where one helps).
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ from typing import Any
 HEALTHY_PHASE = "Cluster in healthy state"
 KEY_CONDITIONS = ("Ready", "ContinuousArchiving", "LastBackupSucceeded", "cnpg.io/hibernation")
 CERTIFICATE_WARNING_DAYS = 14
+BARMAN_PLUGIN = "barman-cloud.cloudnative-pg.io"
+BACKUP_RUNNING_REASON = "BackupStarted"
+UNREADABLE = "cannot read the ObjectStore"  # the window is unknown, which is not a problem of the cluster
 _GO_TIME = re.compile(r"^(?P<date>\d{4}-\d\d-\d\d) (?P<time>\d\d:\d\d:\d\d)(?:\.\d+)? (?P<zone>[+-]\d{4})")
 
 
@@ -67,11 +71,46 @@ def managed_roles(status: Mapping[str, Any]) -> dict[str, Any] | None:
             "cannot_reconcile": {k: "; ".join(v or []) for k, v in (managed.get("cannotReconcile") or {}).items()}}
 
 
+def archive_store(cluster: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(ObjectStore name, serverName) of the Barman Cloud plugin archiving this Cluster's WAL, else None."""
+    for plugin in (cluster.get("spec") or {}).get("plugins") or []:
+        parameters = plugin.get("parameters") or {}
+        if plugin.get("name") == BARMAN_PLUGIN and plugin.get("isWALArchiver") and plugin.get("enabled", True) \
+                and parameters.get("barmanObjectName"):
+            return str(parameters["barmanObjectName"]), str(parameters.get("serverName") or cluster["metadata"]["name"])
+    return None
+
+
+def recoverability(cluster: Mapping[str, Any], store: Mapping[str, Any] | None,
+                   unreadable: str | None = None) -> dict[str, Any] | None:
+    """The backups' recoverability window: the plugin's ObjectStore `status.serverRecoveryWindow[serverName]`,
+    else what CloudNativePG's in-tree backup writes in the Cluster status; None when neither applies.
+    `store` is the ObjectStore read (None: missing), `unreadable` why it could not be read."""
+    status = cluster.get("status") or {}
+    found = archive_store(cluster)
+    if found is None:
+        if not status.get("firstRecoverabilityPoint"):
+            return None
+        return {"source": "Cluster status (in-tree backup)", "store": None, "server_name": None,
+                "first_recoverability_point": status.get("firstRecoverabilityPoint"),
+                "last_successful_backup": status.get("lastSuccessfulBackup"),
+                "last_failed_backup": status.get("lastFailedBackup"), "note": None}
+    name, server = found
+    window = (((store or {}).get("status") or {}).get("serverRecoveryWindow") or {}).get(server) or {}
+    note = f"{UNREADABLE}: {unreadable}" if unreadable else (f"ObjectStore {name} not found" if store is None else
+                          None if window.get("firstRecoverabilityPoint") else "no completed backup in the store yet")
+    return {"source": f"ObjectStore {name} status.serverRecoveryWindow", "store": name, "server_name": server,
+            "first_recoverability_point": window.get("firstRecoverabilityPoint"),
+            "last_successful_backup": window.get("lastSuccessfulBackupTime"),
+            "last_failed_backup": window.get("lastFailedBackupTime"), "note": note}
+
+
 def _condition(status: Mapping[str, Any], kind: str) -> str | None:
     return next((str(c.get("status")) for c in status.get("conditions") or [] if c.get("type") == kind), None)
 
 
-def problems(cluster: Mapping[str, Any], now: datetime) -> list[tuple[str, str]]:
+def problems(cluster: Mapping[str, Any], now: datetime,
+             window: Mapping[str, Any] | None = None) -> list[tuple[str, str]]:
     """(what is wrong, what to check next), most important first; empty when healthy."""
     meta, spec, status = cluster["metadata"], cluster.get("spec") or {}, cluster.get("status") or {}
     ref = f'name="{meta["name"]}", namespace="{meta.get("namespace")}"'
@@ -96,8 +135,17 @@ def problems(cluster: Mapping[str, Any], now: datetime) -> list[tuple[str, str]]
     if _condition(status, "ContinuousArchiving") == "False":
         found.append(("WAL archiving is failing (point-in-time recovery is at risk)",
                       f"get_cluster_logs({ref}, contains=\"archive\")"))
-    if _condition(status, "LastBackupSucceeded") == "False":
-        found.append(("the last backup failed", "the Backup objects of this cluster and the primary's logs"))
+    backup: Mapping[str, Any] = next(
+        (c for c in status.get("conditions") or [] if c.get("type") == "LastBackupSucceeded"), {})
+    # False with reason BackupStarted is CNPG saying a backup is running, not that one failed.
+    if backup.get("status") == "False" and backup.get("reason") != BACKUP_RUNNING_REASON:
+        found.append(("the last backup failed" + (f": {backup['message']}" if backup.get("message") else ""),
+                      "the Backup objects of this cluster and the primary's logs"))
+    if window and window.get("store") and not window.get("first_recoverability_point") \
+            and not str(window.get("note")).startswith(UNREADABLE):
+        found.append((f"no recoverability point: {window.get('note')} (point-in-time recovery is not possible yet)",
+                      f"the Backups of this cluster and the ObjectStore {window['store']} (a first backup starts "
+                      "the window)"))
     cannot = (managed_roles(status) or {}).get("cannot_reconcile") or {}
     if cannot:
         found.append((f"managed role(s) cannot be reconciled: {', '.join(sorted(cannot))}",
@@ -109,14 +157,16 @@ def problems(cluster: Mapping[str, Any], now: datetime) -> list[tuple[str, str]]
     return found
 
 
-def digest(cluster: Mapping[str, Any] | None, now: datetime | None = None) -> dict[str, Any]:
-    """The digest fields added to get_cluster_status (none of the original fields change)."""
+def digest(cluster: Mapping[str, Any] | None, now: datetime | None = None,
+           window: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The digest fields added to get_cluster_status (none of the original fields change); `window` is
+    recoverability()'s answer."""
     if cluster is None:
         return {"verdict": "not created yet (or deleted): only its PgClusterRequest exists",
                 "next_check": "the request's message below; the operator's Events (detail_level=\"detailed\")"}
     now = now or datetime.now(UTC)
     status = cluster.get("status") or {}
-    found = problems(cluster, now)
+    found = problems(cluster, now, window)
     ready, wanted = status.get("readyInstances") or 0, (cluster.get("spec") or {}).get("instances") or 0
     verdict = (f"healthy: {ready}/{wanted} instances ready, primary {status.get('currentPrimary')}" if not found
                else f"attention: {found[0][0]}" + (f" (+{len(found) - 1} more)" if len(found) > 1 else ""))
@@ -131,4 +181,5 @@ def digest(cluster: Mapping[str, Any] | None, now: datetime | None = None) -> di
         "key_conditions": key_conditions(status),
         "managed_roles_summary": managed_roles(status),
         "certificates": certificates(status, now),
+        "recoverability": dict(window) if window else None,
     }

@@ -59,6 +59,18 @@ class Certificate(Output):
     days_left: int | None
 
 
+class Recoverability(Output):
+    """How far back a point-in-time recovery can go (the backups' recoverability window)."""
+
+    source: str = Field(description="Where it was read: the plugin's ObjectStore, or the Cluster status (in-tree)")
+    store: str | None = Field(description="The Barman Cloud ObjectStore archiving the WAL")
+    server_name: str | None = Field(description="The cluster's folder in the store")
+    first_recoverability_point: str | None = Field(description="The earliest time a restore can reach")
+    last_successful_backup: str | None
+    last_failed_backup: str | None
+    note: str | None = Field(description="Why the window is empty or unknown")
+
+
 class ClusterSummary(Output):
     name: str
     namespace: str | None
@@ -88,6 +100,8 @@ class ClusterSummary(Output):
                                                   "LastBackupSucceeded, cnpg.io/hibernation: 'status (reason)'")
     managed_roles_summary: ManagedRolesSummary | None = None
     certificates: list[Certificate] | None = Field(None, description="status.certificates.expirations")
+    recoverability: Recoverability | None = Field(None, description="The backups' recoverability window; null "
+                                                  "when the cluster has no backups configured")
 
 
 class ClusterList(Output):
@@ -249,6 +263,19 @@ class ServiceEndpoint(Output):
     port: int
 
 
+class PoolerEndpoint(Output):
+    """A CloudNativePG Pooler (PgBouncer) whose spec.cluster names the cluster; its Service has its name."""
+
+    name: str
+    type: str = Field(description="rw, ro or r: which instances it forwards to")
+    target: str
+    pool_mode: str = Field(description="PgBouncer pool mode: session or transaction")
+    instances: int | None
+    host: str
+    port: int
+    uri: str = Field(description="libpq URI through the pooler, without the password")
+
+
 class ConnectionInfo(Output):
     cluster: str
     namespace: str
@@ -266,6 +293,8 @@ class ConnectionInfo(Output):
     ca_secret_key: str
     ca_command: str = Field(description="The kubectl command that saves only ca.crt")
     uri: str = Field(description="libpq URI without the password")
+    poolers: list[PoolerEndpoint] = Field(default_factory=list, description="CNPG Poolers targeting the cluster")
+    poolers_unreadable: str | None = Field(None, description="Why Poolers could not be listed (then unknown)")
 
 
 class QueryColumn(Output):

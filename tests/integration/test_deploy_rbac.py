@@ -127,6 +127,8 @@ def test_gateway_identity_is_denied_what_it_must_not_do(
         constants.CNPG_GROUP, constants.CNPG_VERSION, namespace, constants.CNPG_POOLERS,
         {"apiVersion": constants.CNPG_API_VERSION, "kind": "Pooler", "metadata": {"name": "direct"},
          "spec": {"cluster": {"name": "c"}, "pgbouncer": {}}}, dry_run="All"))
+    denied(lambda: custom.delete_namespaced_custom_object(
+        constants.CNPG_GROUP, constants.CNPG_VERSION, namespace, constants.CNPG_POOLERS, "any"))
     # ... while reading CNPG objects and writing intents is allowed.
     for plural in (constants.CNPG_CLUSTERS, constants.CNPG_POOLERS):
         custom.list_namespaced_custom_object(constants.CNPG_GROUP, constants.CNPG_VERSION, namespace, plural)
