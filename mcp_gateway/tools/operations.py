@@ -33,10 +33,37 @@ REFUSAL_CODES = {"Busy": errors.CONFLICT, "Refused": errors.CONFLICT, "Invalid":
                  "ClusterNotFound": errors.NOT_FOUND}
 
 
+# Marks a schedule request that hibernation suspended, so that resuming re-enables exactly those (and never
+# one the user had paused on purpose).
+SUSPENDED_FOR_HIBERNATION = "cnpg-mcp.io/suspended-for-hibernation"
+
+
 async def suspended_schedules(gw: Gateway, namespace: str, cluster: str) -> list[str]:
-    """Backup schedules of `cluster` suspended for its hibernation (hook: none are touched yet; the backup
-    schedule tools wire this, so the tool never claims a suspension that did not happen)."""
-    return []
+    """Suspends the running backup schedule requests of `cluster` for its hibernation (no backup of a stopped
+    cluster can succeed); returns the ones it suspended."""
+    suspended = []
+    for request in await gw.kube.intent_list(constants.BACKUP_SCHEDULE_REQUEST_PLURAL, namespace):
+        if request["spec"].get("cluster") != cluster or request["spec"].get("suspend"):
+            continue
+        name = request["metadata"]["name"]
+        await gw.kube.patch_intent(constants.BACKUP_SCHEDULE_REQUEST_PLURAL, namespace, name, {
+            "metadata": {"annotations": {SUSPENDED_FOR_HIBERNATION: "true"}}, "spec": {"suspend": True}})
+        suspended.append(name)
+    return suspended
+
+
+async def resumed_schedules(gw: Gateway, namespace: str, cluster: str) -> list[str]:
+    """Resumes the backup schedule requests of `cluster` that its hibernation suspended; returns them."""
+    resumed = []
+    for request in await gw.kube.intent_list(constants.BACKUP_SCHEDULE_REQUEST_PLURAL, namespace):
+        annotations = request["metadata"].get("annotations") or {}
+        if request["spec"].get("cluster") != cluster or SUSPENDED_FOR_HIBERNATION not in annotations:
+            continue
+        name = request["metadata"]["name"]
+        await gw.kube.patch_intent(constants.BACKUP_SCHEDULE_REQUEST_PLURAL, namespace, name, {
+            "metadata": {"annotations": {SUSPENDED_FOR_HIBERNATION: None}}, "spec": {"suspend": False}})
+        resumed.append(name)
+    return resumed
 
 
 def _running_operation(requests: list[dict[str, Any]], cluster: str) -> str | None:
@@ -188,6 +215,10 @@ async def hibernate_postgres_cluster(
         schedules = await suspended_schedules(gw, ns, name)
         if schedules:
             note = f"\nBackup schedules suspended while hibernated: {', '.join(schedules)}"
+    elif not dry_run:
+        schedules = await resumed_schedules(gw, ns, name)
+        if schedules:
+            note = f"\nBackup schedules resumed: {', '.join(schedules)}"
     return await _operate(gw, ctx, cluster_name=name, op_type=op_type, instance=None, wait=wait, timeout=timeout,
                           namespace=ns, dry_run=dry_run, doing="hibernating" if state == "on" else "resuming",
                           note=note)
