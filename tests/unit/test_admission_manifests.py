@@ -25,7 +25,7 @@ def documents(path: Path) -> list[dict[str, Any]]:
 
 def test_policies_stamp_and_guard_the_annotations_the_code_reads() -> None:
     mutating, _binding = documents(DEPLOY / "admission" / "requester.yaml")
-    stamp = mutating["spec"]["mutations"][0]["applyConfiguration"]["expression"]
+    stamp = mutating["spec"]["mutations"][0]["jsonPatch"]["expression"]
     for key in (constants.REQUESTER_ANNOTATION, constants.REQUESTER_GROUPS_ANNOTATION):
         assert f'"{key}"' in stamp
     assert sorted(mutating["spec"]["matchConstraints"]["resourceRules"][0]["resources"]) == PLURALS
