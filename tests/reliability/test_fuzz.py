@@ -277,6 +277,22 @@ def test_wrongly_typed_intents_get_the_schemas_422(k8s: Any, namespace: str) -> 
     assert not answers, f"wrongly typed fields not refused by the schema with a 422 naming the field: {answers}"
 
 
+def test_cluster_refused_by_cnpg_is_reported_not_retried_silently(
+        operator: OperatorProcess, cnpg_simulator: Any, k8s: Any, namespace: str, intents: Intents) -> None:
+    """Found by the fuzzer at full scale: a parameter name our schema lets through but CloudNativePG's
+    webhook refuses left the request without any status while the operator retried every 5 s."""
+    hostile = "{{ .Values }}"
+    intents.create(CLUSTER, namespace, "refused", {"instances": 1, "parameters": {hostile: "on"}})
+    refused = intents.wait_for(CLUSTER, namespace, "refused", is_terminal, "a terminal Ready condition", 30)
+    condition = ready_condition(refused) or {}
+    assert (condition.get("status"), condition.get("reason")) == ("False", "Invalid"), condition
+    assert hostile in str(condition.get("message")), condition
+    # Fixing the spec is all it takes.
+    client.CustomObjectsApi(k8s).patch_namespaced_custom_object(
+        "cnpg-mcp.io", "v1alpha1", namespace, PLURALS[CLUSTER], "refused", {"spec": {"parameters": {hostile: None}}})
+    intents.wait_ready(CLUSTER, namespace, "refused")
+
+
 # --------------------------------------------------------------------------- known gap
 
 

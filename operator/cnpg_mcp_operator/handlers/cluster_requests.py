@@ -24,7 +24,7 @@ from cnpg_mcp_api.models import RECREATE_ANNOTATION, PgClusterRequestSpec
 from cnpg_mcp_operator.backup_readiness import restore_refusal
 from cnpg_mcp_operator.builders.cluster import build_cluster, build_cluster_patch, desired_instances
 from cnpg_mcp_operator.handlers.common import CLUSTER_REQUESTS, spec_problem, verdict_status
-from cnpg_mcp_operator.k8s import CLUSTERS
+from cnpg_mcp_operator.k8s import CLUSTERS, ApiError
 from cnpg_mcp_operator.readiness import Verdict, cluster_verdict
 from cnpg_mcp_operator.registry import REGISTRY
 from cnpg_mcp_operator.runtime import Runtime, runtime_of
@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 Json = dict[str, Any]
 REQUEST_LABEL = constants.REQUEST_LABEL
+UNPROCESSABLE = 422  # an admission webhook (CloudNativePG's) refused the object
 
 
 # Index, reconcile and delete handlers: handlers/intents.py. This one is the kind's own.
@@ -62,6 +63,16 @@ def _recreate_asked(body: Mapping[str, Any]) -> str | None:
     value = (((body.get("metadata") or {}).get("annotations") or {}).get(RECREATE_ANNOTATION))
     acknowledged = (body.get("status") or {}).get("recreateAcknowledged")
     return value if value and value != acknowledged else None
+
+
+async def _report_refusal(rt: Runtime, body: Json, exc: ApiError, cluster: Json | None, extra: Json) -> None:
+    """CloudNativePG refused the Cluster built from the spec (422): only a spec change can help, so the
+    request says so instead of retrying in silence. Any other error is raised again."""
+    if exc.status != UNPROCESSABLE:
+        raise exc
+    verdict = Verdict(False, "Invalid", f"CloudNativePG refused the Cluster: {exc.message}")
+    name = body["metadata"]["name"]
+    await rt.status.write(CLUSTER_REQUESTS, body, verdict_status(body, verdict, **_extra(name, cluster), **extra))
 
 
 def _deleted_verdict(name: str, uid: str) -> Verdict:
@@ -100,7 +111,10 @@ async def reconcile(rt: Runtime, body: Json, views: CnpgViews) -> None:
                 await rt.status.write(CLUSTER_REQUESTS, body, verdict_status(body, refusal))
                 return
         if cluster is None:
-            cluster = await rt.api.create(CLUSTERS, namespace, build_cluster(body))
+            try:
+                cluster = await rt.api.create(CLUSTERS, namespace, build_cluster(body))
+            except ApiError as exc:
+                return await _report_refusal(rt, body, exc, None, acknowledged)
             if cluster is not None:
                 log.info("PgClusterRequest %s/%s: Cluster %s", namespace, name,
                          "recreated on request" if produced_uid else "created")
@@ -120,7 +134,10 @@ async def reconcile(rt: Runtime, body: Json, views: CnpgViews) -> None:
         if cluster is not None and conflict is None:
             patch = build_cluster_patch(body, cluster)
             if patch:
-                cluster = await rt.api.patch(CLUSTERS, namespace, name, patch)
+                try:
+                    cluster = await rt.api.patch(CLUSTERS, namespace, name, patch)
+                except ApiError as exc:
+                    return await _report_refusal(rt, body, exc, cluster, acknowledged)
                 log.info("PgClusterRequest %s/%s: owned Cluster fields updated", namespace, name)
         extra = {**_extra(name, cluster), **acknowledged}
         if cluster is not None and conflict is None:
