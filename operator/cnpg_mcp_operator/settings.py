@@ -42,6 +42,10 @@ def apply_settings(settings: kopf.OperatorSettings, config: OperatorConfig) -> N
     settings.watching.client_timeout = 330
     settings.watching.connect_timeout = 10
     settings.networking.request_timeout = 60
+    # Kopf retries a failed API request (its watches' lists included) after 1, 1, 2, 3, 5, 8, 13, 21 s:
+    # after an etcd or API-server outage the operator could sleep up to 21 s before it looked again.
+    # The same ~55 s of patience in steps of at most 5 s, so it is back within 5 s of the API.
+    settings.networking.error_backoffs = (1, 1, 2, 3, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5)
     settings.networking.connect_timeout = 10
     # Handlers raise TemporaryError with their own short delays; unexpected errors retry soon too.
     settings.execution.default_backoff = 5

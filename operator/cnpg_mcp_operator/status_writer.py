@@ -3,7 +3,9 @@
 Both the intent handlers and the CNPG observers compute an intent's status; they all hand it here.
 The writer compares against the newest status it knows (the body it was given, or what its own
 last write returned, whichever has the higher resourceVersion), writes only a difference, and
-posts an Event when the Ready condition changes status or reason.
+announces a change of the Ready condition's status or reason with one Event, created just before
+the status write under a name derived from the transition (events.transition_event): a crash
+between the two cannot lose it, and announcing it again after a restart only meets AlreadyExists.
 """
 
 from __future__ import annotations
@@ -63,6 +65,10 @@ class StatusWriter:
         if not patch:
             return dict(body)
         meta = body["metadata"]
+        before = ready_condition({"status": current})
+        entering = ready_condition({"status": {**current, **desired}})
+        if entering:
+            await self._announce(events.transition_event(body, before or None, entering))
         try:
             updated = await self._api.patch_status(resource, meta["namespace"], meta["name"], patch)
         except ApiError as exc:
@@ -70,8 +76,20 @@ class StatusWriter:
                 return dict(body)
             raise
         self._newest[intent_key(body)] = updated
-        before, after = ready_condition({"status": current}), ready_condition(updated)
+        after = ready_condition(updated)
         if after:
-            events.post_transition(updated, before or None, after)
             metrics.ready_transition(updated, before or None, after)
         return updated
+
+    async def _announce(self, event: Mapping[str, Any] | None) -> None:
+        """Creates the transition's Event; one that exists already was announced before a restart.
+        An Event is auxiliary: failing to post it never keeps the status from being written."""
+        if event is None:
+            return
+        meta = event["metadata"]
+        try:
+            if await self._api.create(events.EVENTS, meta["namespace"], event) is None:
+                log.debug("Event %s/%s was announced already", meta["namespace"], meta["name"])
+        except ApiError as exc:
+            log.warning("Event %s for %s/%s not posted: %s", event.get("reason"), meta["namespace"],
+                        event["involvedObject"].get("name"), exc)

@@ -14,8 +14,6 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import pytest
-
 from devcluster.controlplane import ControlPlane
 from devcluster.postgres import PostgresServer
 from tests.integration.conftest import Intents, OperatorProcess
@@ -40,10 +38,6 @@ def _text(result: Any) -> str:
     return "\n".join(getattr(c, "text", "") for c in result.content)
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "open defect, intermittent (1 of 3 bounded runs on the merged tree): a role request deleted while many "
-    "writers race can leave its password Secret behind (orphan Secret/cnpg-<cluster>-user-<role>), found by "
-    "the orphan check of this test"))
 def test_concurrent_writers_and_foreign_edits(
     control_plane: ControlPlane, operator: OperatorProcess, cnpg_simulator: Any, k8s: Any,
     postgres: PostgresServer, namespace: str, intents: Intents, scale: Scale, report: list[Row],

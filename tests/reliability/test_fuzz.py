@@ -191,10 +191,6 @@ def intent_strategy(cluster: str) -> st.SearchStrategy[tuple[str, dict[str, Any]
                      st.tuples(st.just(DB), database), st.tuples(st.just(CLUSTER), pg_cluster))
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "open defect found after merging the requester MutatingAdmissionPolicy: some malformed intents are refused "
-    "with 403 'policy cnpg-mcp-requester ... error applying patch: failed to convert original object' instead "
-    "of the schema's readable 422; fix the policy (or its match conditions) so the schema answers first"))
 def test_fuzzed_intents_never_wedge(operator: OperatorProcess, cnpg_simulator: Any, k8s: Any, namespace: str,
                                     intents: Intents, scale: Scale, report: list[Row]) -> None:
     cluster = "fuzz-intents"
@@ -252,6 +248,49 @@ def test_fuzzed_intents_never_wedge(operator: OperatorProcess, cnpg_simulator: A
     assert generated >= scale.fuzz_intents
     assert not unreadable, f"refusals without a readable reason: {unreadable[:3]}"
     assert not wedged, wedged[0]
+
+
+# Wrongly typed fields the fuzzer found refused with a 403 from the requester MutatingAdmissionPolicy
+# ("error applying patch: failed to convert original object") instead of the schema's 422: the policy's
+# patch runs before the schema validates the object, and must not need a well-typed object.
+WRONGLY_TYPED_INTENTS: list[tuple[str, dict[str, Any], str]] = [
+    (ROLE, {"cluster": "x", "roleName": "y", "login": "maybe"}, "spec.login"),
+    (ROLE, {"cluster": "x", "roleName": "y", "connectionLimit": [1, 2]}, "spec.connectionLimit"),
+    (ROLE, {"cluster": "x", "roleName": 7}, "spec.roleName"),
+    (DB, {"cluster": "x", "name": "d", "owner": "o", "extensions": {"a": 1}}, "spec.extensions"),
+    (CLUSTER, {"instances": "three"}, "spec.instances"),
+    (CLUSTER, {"storage": "10Gi"}, "spec.storage"),
+]
+
+
+def test_wrongly_typed_intents_get_the_schemas_422(k8s: Any, namespace: str) -> None:
+    custom = client.CustomObjectsApi(k8s)
+    answers: dict[str, str] = {}
+    for number, (kind, spec, field) in enumerate(WRONGLY_TYPED_INTENTS):
+        body = {"apiVersion": "cnpg-mcp.io/v1alpha1", "kind": kind, "metadata": {"name": f"typed{number}"},
+                "spec": spec}
+        with pytest.raises(ApiException) as refused:
+            custom.create_namespaced_custom_object("cnpg-mcp.io", "v1alpha1", namespace, PLURALS[kind], body)
+        message = str(json.loads(refused.value.body).get("message") or "")
+        if refused.value.status != 422 or field not in message:
+            answers[field] = f"{refused.value.status} {message[:200]}"
+    assert not answers, f"wrongly typed fields not refused by the schema with a 422 naming the field: {answers}"
+
+
+def test_cluster_refused_by_cnpg_is_reported_not_retried_silently(
+        operator: OperatorProcess, cnpg_simulator: Any, k8s: Any, namespace: str, intents: Intents) -> None:
+    """Found by the fuzzer at full scale: a parameter name our schema lets through but CloudNativePG's
+    webhook refuses left the request without any status while the operator retried every 5 s."""
+    hostile = "{{ .Values }}"
+    intents.create(CLUSTER, namespace, "refused", {"instances": 1, "parameters": {hostile: "on"}})
+    refused = intents.wait_for(CLUSTER, namespace, "refused", is_terminal, "a terminal Ready condition", 30)
+    condition = ready_condition(refused) or {}
+    assert (condition.get("status"), condition.get("reason")) == ("False", "Invalid"), condition
+    assert hostile in str(condition.get("message")), condition
+    # Fixing the spec is all it takes.
+    client.CustomObjectsApi(k8s).patch_namespaced_custom_object(
+        "cnpg-mcp.io", "v1alpha1", namespace, PLURALS[CLUSTER], "refused", {"spec": {"parameters": {hostile: None}}})
+    intents.wait_ready(CLUSTER, namespace, "refused")
 
 
 # --------------------------------------------------------------------------- known gap

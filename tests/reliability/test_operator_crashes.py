@@ -10,8 +10,6 @@ import time
 from functools import partial
 from typing import Any
 
-import pytest
-
 from devcluster.postgres import PostgresServer
 from tests.integration.conftest import Intents, OperatorProcess
 from tests.integration.gateway_helpers import database_owner
@@ -34,10 +32,6 @@ from tests.reliability.helpers import (
 KILL_GAP_S = (0.3, 2.5)  # random pause between the operator becoming ready and the next SIGKILL
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "open defect seen on the merged tree (not on the suite's own branch): after SIGKILLs some roles get their "
-    "Applied transition Event twice (the status writer re-announces a transition after a restart); every other "
-    "invariant of this test is still asserted first"))
 def test_operator_killed_repeatedly_mid_batch(
     operator: OperatorProcess, cnpg_simulator: Any, k8s: Any, postgres: PostgresServer, namespace: str,
     intents: Intents, scale: Scale, report: list[Row],
@@ -140,10 +134,4 @@ def test_operator_killed_repeatedly_mid_batch(
         f"{len(live)} logins OK; {len(doomed)} dropped; Applied events per role: "
         f"min {min(applied)}, max {max(applied)} ({len(never)} never announced)",
     ))
-    if never:
-        pytest.xfail(
-            f"known bug: Ready reached but its Applied Event lost for {never}. The operator writes the status, "
-            "then queues the Event on Kopf's in-memory event queue (events.post_transition after the status "
-            "patch); a SIGKILL in between loses the Event, and after the restart the condition shows no "
-            "transition, so it is never posted. Needs an idempotent Event (deterministic name) posted around "
-            "the status write.")
+    assert not never, f"requests Ready whose Applied transition was never announced: {never}"

@@ -25,7 +25,7 @@ def documents(path: Path) -> list[dict[str, Any]]:
 
 def test_policies_stamp_and_guard_the_annotations_the_code_reads() -> None:
     mutating, _binding = documents(DEPLOY / "admission" / "requester.yaml")
-    stamp = mutating["spec"]["mutations"][0]["applyConfiguration"]["expression"]
+    stamp = mutating["spec"]["mutations"][0]["jsonPatch"]["expression"]
     for key in (constants.REQUESTER_ANNOTATION, constants.REQUESTER_GROUPS_ANNOTATION):
         assert f'"{key}"' in stamp
     assert sorted(mutating["spec"]["matchConstraints"]["resourceRules"][0]["resources"]) == PLURALS
@@ -54,12 +54,11 @@ def test_user_roles_and_audit_policy_cover_every_intent_kind() -> None:
     assert sorted(writes["resources"][0]["resources"]) == PLURALS
 
 
-def test_transition_events_name_the_requester_stamped_at_admission(monkeypatch: Any) -> None:
-    posted: list[tuple[str, str]] = []
-    monkeypatch.setattr(events, "post", lambda body, reason, message, **_: posted.append((reason, message)))
+def test_transition_events_name_the_requester_stamped_at_admission() -> None:
     body = {"metadata": {"annotations": {constants.REQUESTER_ANNOTATION: "token:alice"}}}
     pending = {"status": "False", "reason": "Pending", "message": "waiting for CNPG"}
-    events.post_transition(body, None, pending)
-    events.post_transition(body, pending, {"status": "True", "reason": "Applied", "message": "applied"})
-    assert posted == [("Pending", "waiting for CNPG (requested by token:alice)"),
-                      ("Applied", "applied (requested by token:alice)")]
+    posted = [events.transition_event(body, None, pending),
+              events.transition_event(body, pending, {"status": "True", "reason": "Applied", "message": "applied"})]
+    assert [(event or {}).get("reason") for event in posted] == ["Pending", "Applied"]
+    assert [(event or {}).get("message") for event in posted] == [
+        "waiting for CNPG (requested by token:alice)", "applied (requested by token:alice)"]

@@ -14,7 +14,6 @@ from typing import Any
 import kopf
 import pytest
 
-from cnpg_mcp_operator import events
 from cnpg_mcp_operator.handlers.common import ROLE_REQUESTS, run_deletion, verdict_status
 from cnpg_mcp_operator.k8s import CLUSTERS, ApiError, Resource
 from cnpg_mcp_operator.managed_roles import CLUSTER_MISSING, OWNERS_ANNOTATION, ManagedRoles, ManagedRolesWriter
@@ -44,6 +43,18 @@ class FakeApi:
         found = self.objects.get((resource.plural, namespace, name))
         return copy.deepcopy(found) if found is not None else None
 
+    async def create(self, resource: Resource, namespace: str, body: Mapping[str, Any]) -> Json | None:
+        self.calls.append(f"create {resource.plural}")
+        if (resource.plural, namespace, body["metadata"]["name"]) in self.objects:
+            return None  # 409 AlreadyExists, as Api.create answers it
+        obj = copy.deepcopy(dict(body))
+        self.put(resource, obj)
+        return copy.deepcopy(obj)
+
+    def posted(self) -> list[tuple[str, str]]:
+        """The Events created, oldest first: (reason, message)."""
+        return [(obj["reason"], obj["message"]) for (plural, _, _), obj in self.objects.items() if plural == "events"]
+
     async def patch(self, resource: Resource, namespace: str, name: str, patch: Mapping[str, Any]) -> Json:
         self.calls.append(f"patch {resource.plural}")
         if self.conflicts:
@@ -72,19 +83,10 @@ def role_request(**status: Any) -> Json:
             "spec": {"cluster": "pg", "roleName": "app"}, "status": status}
 
 
-@pytest.fixture
-def posted(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
-    """The Events the writer posts (reason, message), instead of Kopf's event queue."""
-    seen: list[tuple[str, str]] = []
-    monkeypatch.setattr(events, "post", lambda _body, reason, message, **_: seen.append((reason, message)))
-    return seen
-
-
 # ------------------------------------------------------------------------------ status writer
 
 
-def test_the_status_writer_writes_only_differences_and_an_event_per_transition(
-        posted: list[tuple[str, str]]) -> None:
+def test_the_status_writer_writes_only_differences_and_an_event_per_transition() -> None:
     api = FakeApi()
     api.put(ROLE_REQUESTS, role_request())
     writer = StatusWriter(api)  # type: ignore[arg-type]
@@ -102,10 +104,65 @@ def test_the_status_writer_writes_only_differences_and_an_event_per_transition(
 
     asyncio.run(scenario())
     assert api.calls.count("patch pgrolerequests/status") == 3
-    assert posted == [("Pending", "waiting"), ("Applied", "done")]  # a message-only change posts nothing
+    assert api.posted() == [("Pending", "waiting"), ("Applied", "done")]  # a message-only change posts nothing
 
 
-def test_freshest_prefers_the_writers_own_newer_write_over_a_lagging_cache(posted: list[Any]) -> None:
+class Killed(BaseException):
+    """The operator process dying (SIGKILL) at this point: nothing after it runs."""
+
+
+@pytest.mark.parametrize("crash_in_status_write", [True, False])
+def test_a_transition_is_announced_once_across_a_crash_around_the_status_write(crash_in_status_write: bool) -> None:
+    """The Event is created (under a name derived from the transition) before the status is written:
+    killed in between, the restarted operator announces the same transition again and gets
+    AlreadyExists; killed after the write, it sees no transition. Either way exactly one Event."""
+    api = FakeApi()
+    api.put(ROLE_REQUESTS, role_request())
+    real_patch_status = api.patch_status
+
+    async def dying_patch_status(*args: Any, **kwargs: Any) -> Json:
+        if crash_in_status_write:
+            raise Killed
+        await real_patch_status(*args, **kwargs)
+        raise Killed  # the write reached the API server, the process died before it saw the answer
+
+    async def scenario() -> None:
+        body = await api.get(ROLE_REQUESTS, "ns", "app") or {}
+        body = await StatusWriter(api).write(  # type: ignore[arg-type]
+            ROLE_REQUESTS, body, verdict_status(body, Verdict(False, "Pending", "waiting")))
+        api.patch_status = dying_patch_status  # type: ignore[method-assign]
+        with pytest.raises(Killed):
+            await StatusWriter(api).write(  # type: ignore[arg-type]
+                ROLE_REQUESTS, body, verdict_status(body, Verdict(True, "Applied", "done")))
+        api.patch_status = real_patch_status  # type: ignore[method-assign]
+        restarted = StatusWriter(api)  # type: ignore[arg-type]
+        body = restarted.freshest(await api.get(ROLE_REQUESTS, "ns", "app") or {})
+        body = await restarted.write(ROLE_REQUESTS, body, verdict_status(body, Verdict(True, "Applied", "done")))
+        assert body["status"]["conditions"][0]["reason"] == "Applied"
+
+    asyncio.run(scenario())
+    assert api.posted() == [("Pending", "waiting"), ("Applied", "done")]
+
+
+def test_a_repeated_transition_is_announced_again() -> None:
+    """Ready, then not, then Ready again: two real transitions to Applied, two Events."""
+    api = FakeApi()
+    api.put(ROLE_REQUESTS, role_request())
+    writer = StatusWriter(api)  # type: ignore[arg-type]
+    times = iter(["2026-01-01T00:00:01Z", "2026-01-01T00:00:02Z", "2026-01-01T00:00:03Z", "2026-01-01T00:00:04Z"])
+
+    async def scenario() -> None:
+        body = await api.get(ROLE_REQUESTS, "ns", "app") or {}
+        for ready, reason in ((False, "Pending"), (True, "Applied"), (False, "Pending"), (True, "Applied")):
+            desired = verdict_status(body, Verdict(ready, reason, reason.lower()))
+            desired["conditions"][-1]["lastTransitionTime"] = next(times)
+            body = await writer.write(ROLE_REQUESTS, body, desired)
+
+    asyncio.run(scenario())
+    assert [reason for reason, _ in api.posted()] == ["Pending", "Applied", "Pending", "Applied"]
+
+
+def test_freshest_prefers_the_writers_own_newer_write_over_a_lagging_cache() -> None:
     api = FakeApi()
     api.put(ROLE_REQUESTS, role_request())
     writer = StatusWriter(api)  # type: ignore[arg-type]
@@ -167,7 +224,7 @@ def runtime(api: FakeApi) -> Any:
                            wakeups=Wakeups())
 
 
-def test_run_deletion_reports_each_step_and_finishes_once_when_woken(posted: list[Any]) -> None:
+def test_run_deletion_reports_each_step_and_finishes_once_when_woken() -> None:
     api = FakeApi()
     api.put(ROLE_REQUESTS, role_request())
     rt = runtime(api)
@@ -190,10 +247,10 @@ def test_run_deletion_reports_each_step_and_finishes_once_when_woken(posted: lis
 
     asyncio.run(scenario())
     assert done == ["app"] and not steps
-    assert [reason for reason, _ in posted] == ["Deleting", "Blocked"]
+    assert [reason for reason, _ in api.posted()] == ["Deleting", "Blocked"]
 
 
-def test_run_deletion_hands_back_to_kopf_when_nothing_moves(posted: list[Any]) -> None:
+def test_run_deletion_hands_back_to_kopf_when_nothing_moves() -> None:
     api = FakeApi()
     api.put(ROLE_REQUESTS, role_request())
     rt = runtime(api)
@@ -213,7 +270,7 @@ def test_run_deletion_hands_back_to_kopf_when_nothing_moves(posted: list[Any]) -
     assert api.calls.count("patch pgrolerequests/status") == 1  # the same verdict is written once
 
 
-def test_run_deletion_does_not_lose_a_change_seen_while_it_writes_the_status(posted: list[Any]) -> None:
+def test_run_deletion_does_not_lose_a_change_seen_while_it_writes_the_status() -> None:
     """CNPG can act (and the observer notify) between the step's read and the wait: look again at once."""
     api = FakeApi()
     api.put(ROLE_REQUESTS, role_request())

@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 
 Json = dict[str, Any]
 REQUEST_LABEL = constants.REQUEST_LABEL
+UNPROCESSABLE = 422  # an admission webhook (CloudNativePG's) refused the object
 
 
 # Index, reconcile and delete handlers: handlers/intents.py. This one is the kind's own.
@@ -69,6 +70,16 @@ def _recreate_asked(body: Mapping[str, Any]) -> str | None:
     value = (((body.get("metadata") or {}).get("annotations") or {}).get(RECREATE_ANNOTATION))
     acknowledged = (body.get("status") or {}).get("recreateAcknowledged")
     return value if value and value != acknowledged else None
+
+
+async def _report_refusal(rt: Runtime, body: Json, exc: ApiError, cluster: Json | None, extra: Json) -> None:
+    """CloudNativePG refused the Cluster built from the spec (422): only a spec change can help, so the
+    request says so instead of retrying in silence. Any other error is raised again."""
+    if exc.status != UNPROCESSABLE:
+        raise exc
+    verdict = Verdict(False, "Invalid", f"CloudNativePG refused the Cluster: {exc.message}")
+    name = body["metadata"]["name"]
+    await rt.status.write(CLUSTER_REQUESTS, body, verdict_status(body, verdict, **_extra(name, cluster), **extra))
 
 
 def _deleted_verdict(name: str, uid: str) -> Verdict:
@@ -107,7 +118,10 @@ async def reconcile(rt: Runtime, body: Json, views: CnpgViews) -> None:
                 await rt.status.write(CLUSTER_REQUESTS, body, verdict_status(body, refusal))
                 return
         if cluster is None:
-            cluster = await rt.api.create(CLUSTERS, namespace, build_cluster(body))
+            try:
+                cluster = await rt.api.create(CLUSTERS, namespace, build_cluster(body))
+            except ApiError as exc:
+                return await _report_refusal(rt, body, exc, None, acknowledged)
             if cluster is not None:
                 log.info("PgClusterRequest %s/%s: Cluster %s", namespace, name,
                          "recreated on request" if produced_uid else "created")

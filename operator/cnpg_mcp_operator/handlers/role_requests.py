@@ -91,7 +91,25 @@ async def reconcile(rt: Runtime, body: Json, views: CnpgViews) -> None:
         body = rt.status.freshest(body)
         if body["metadata"].get("deletionTimestamp"):
             return
-        await _reconcile_locked(rt, body, views)
+        try:
+            await _reconcile_locked(rt, body, views)
+        except RequestGone:
+            log.info("PgRoleRequest %s/%s: deleted meanwhile, nothing produced", body["metadata"]["namespace"],
+                     body["metadata"]["name"])
+
+
+class RequestGone(Exception):
+    """The request was deleted, or its deletion began, after the body we hold was read."""
+
+
+async def _require_live(rt: Runtime, body: Json) -> None:
+    """Before creating anything for the request, make sure it still wants it. Observers hand us bodies
+    from Kopf's index, which lags a deletion: a reconcile queued behind the finalizer would otherwise
+    issue a Secret (and a DatabaseRole) after the finalizer cleaned up, for a request that is gone."""
+    meta = body["metadata"]
+    live = await rt.api.get(ROLE_REQUESTS, meta["namespace"], meta["name"])
+    if live is None or live["metadata"].get("uid") != meta["uid"] or live["metadata"].get("deletionTimestamp"):
+        raise RequestGone
 
 
 async def _reconcile_locked(rt: Runtime, body: Json, views: CnpgViews) -> None:
@@ -164,6 +182,7 @@ async def _ensure_secret(rt: Runtime, body: Json, secret_name: str, dbname: str)
         missing = _secret_missing(body, secret_name)
         if missing is not None:
             return missing
+        await _require_live(rt, body)
         created = await rt.api.create(SECRETS, namespace, build_role_secret(body, generate_password(), dbname=dbname))
         if created is not None:
             return None
@@ -188,6 +207,7 @@ async def _ensure_database_role(rt: Runtime, body: Json, views: CnpgViews, secre
     desired = build_database_role(body, secret_name)
     existing = views.database_role(namespace, name)
     if existing is None:
+        await _require_live(rt, body)
         if await rt.api.create(DATABASE_ROLES, namespace, desired) is not None:
             return None
         existing = await rt.api.get(DATABASE_ROLES, namespace, name)
