@@ -92,8 +92,12 @@ class ClusterSummary(Output):
 
 class ClusterList(Output):
     clusters: list[ClusterSummary]
-    count: int
+    count: int = Field(description="Clusters in this answer (one page)")
     scope: str
+    total: int = Field(description="Clusters in the namespace, all pages")
+    phases: dict[str, int] = Field(description="How many of all the clusters are in each phase")
+    continue_: str | None = Field(None, alias="continue",
+                                  description="Pass as 'continue' for the next page; absent on the last page")
 
 
 class ClusterCreated(Output):
