@@ -148,8 +148,7 @@ async def list_postgres_clusters(gw: Gateway, namespace: Namespace = None, detai
                 f"Found {where} ({', '.join(f'{n} {p}' for p, n in phases.items())}); these {len(summaries)}:\n") + (
             "\n" + "\n\n".join(map(render.cluster_text, summaries)) if detailed else
             "\n".join(map(render.cluster_row, summaries)) + "\nget_cluster_status(name=…) gives one's digest.")
-        if shown.next:
-            text += f"\nMore: list_postgres_clusters(continue={shown.next!r}) gives the next page."
+        text += paging.more("list_postgres_clusters", shown, namespace=ns)
     return result(text, data, as_json=format == "json")
 
 
@@ -166,23 +165,31 @@ async def get_cluster_status(gw: Gateway, name: ClusterName, namespace: Namespac
     managed roles, certificate expiry, newest events, version and storage; detailed adds all conditions,
     parameters and more events, plus the state of its PgClusterRequest."""
     ns = gw.namespace(namespace)
-    async with gw.acting(f"reading cluster {ns}/{name}"):
-        cluster, request = await both(gw.kube.cnpg_get_or_none(constants.CNPG_CLUSTERS, ns, name),
-                                      gw.kube.intent_get_or_none(PLURAL, ns, name))
+    detailed = detail_level == "detailed"
+
+    async def newest_events() -> list[dict[str, Any]] | None:
+        async with gw.acting(f"reading events of {ns}/{name}"):
+            try:
+                return await gw.kube.events_for(ns, name, **({} if detailed else {"limit": 3}))
+            except ApiException as exc:  # the concise digest does without events the caller may not list
+                if detailed or exc.status != 403:
+                    raise
+                return None
+
+    async def objects() -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        async with gw.acting(f"reading cluster {ns}/{name}"):
+            return await both(gw.kube.cnpg_get_or_none(constants.CNPG_CLUSTERS, ns, name),
+                              gw.kube.intent_get_or_none(PLURAL, ns, name))
+
+    # The three reads at once: the tool costs one round trip, not two in a row.
+    (cluster, request), events = await both(objects(), newest_events())
     if cluster is None and request is None:
         raise errors.tool_error(errors.NOT_FOUND, f"no cluster {name!r} in namespace {ns!r}; "
                                                   "list_postgres_clusters shows what exists")
-    summary = render.cluster_summary(cluster, request, detailed=detail_level == "detailed", full=True)
+    summary = render.cluster_summary(cluster, request, detailed=detailed, full=True)
     summary.update(digest.digest(cluster))
-    async with gw.acting(f"reading events of {ns}/{name}"):
-        if detail_level == "detailed":
-            summary["events"] = render.event_entries(await gw.kube.events_for(ns, name))
-        else:
-            try:
-                summary["events"] = render.event_entries(await gw.kube.events_for(ns, name, limit=3))
-            except ApiException as exc:  # the concise digest does without events the caller may not list
-                if exc.status != 403:
-                    raise
+    if events is not None:
+        summary["events"] = render.event_entries(events)
     return result(render.cluster_text(summary), summary, as_json=format == "json")
 
 

@@ -155,7 +155,10 @@ class RoleEntry(Output):
 class RoleList(Output):
     cluster: str
     roles: list[RoleEntry]
-    count: int
+    count: int = Field(description="Entries in this answer (one page)")
+    total: int = Field(description="Entries of the cluster, all pages")
+    continue_: str | None = Field(None, alias="continue",
+                                  description="Pass as 'continue' for the next page; absent on the last page")
 
 
 class RoleCreated(Output):
@@ -202,7 +205,10 @@ class DatabaseEntry(Output):
 class DatabaseList(Output):
     cluster: str
     databases: list[DatabaseEntry]
-    count: int
+    count: int = Field(description="Entries in this answer (one page)")
+    total: int = Field(description="Entries of the cluster, all pages")
+    continue_: str | None = Field(None, alias="continue",
+                                  description="Pass as 'continue' for the next page; absent on the last page")
 
 
 class DatabaseCreated(Output):

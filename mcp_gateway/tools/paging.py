@@ -49,3 +49,22 @@ def page(items: Sequence[T], name: Callable[[T], str], limit: int, after: str | 
 def tally(items: Sequence[Mapping[str, Any]], key: str) -> dict[str, int]:
     """How many items have each value of `key` (most frequent first): the summary of a whole list."""
     return dict(Counter(str(item.get(key)) for item in items).most_common())
+
+
+def paged(data: dict[str, Any], key: str, entries: Sequence[Mapping[str, Any]], by: str, limit: int,
+          after: str | None) -> Page[Mapping[str, Any]]:
+    """Puts one page of `entries` (ordered by their `by` field) under `key` in a list answer's `data`,
+    with `count`, `total` and, unless it is the last page, `continue`."""
+    shown = page(entries, lambda entry: str(entry.get(by)), limit, after)
+    data.update({key: list(shown.items), "count": len(shown.items), "total": shown.total})
+    if shown.next:
+        data["continue"] = shown.next
+    return shown
+
+
+def more(tool: str, shown: Page[Any], **arguments: str) -> str:
+    """The line of a text answer saying how to get the next page (empty on the last page)."""
+    if not shown.next:
+        return ""
+    given = "".join(f"{name}={value!r}, " for name, value in arguments.items())
+    return f"\nShowing {len(shown.items)} of {shown.total}. More: {tool}({given}continue={shown.next!r})."

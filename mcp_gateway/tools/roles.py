@@ -14,7 +14,7 @@ from cnpg_mcp_api.policy import is_reserved_role
 from mcp_gateway import errors, intents, render
 from mcp_gateway.gateway import Gateway
 from mcp_gateway.registry import CREATE, DELETE, READ, ToolSpec, hints
-from mcp_gateway.tools import delete_request, outputs, privilege, result
+from mcp_gateway.tools import delete_request, outputs, paging, privilege, result
 from mcp_gateway.tools.clusters import ClusterName, DryRun, Namespace
 from mcp_gateway.tools.privilege import PrivilegeAck
 
@@ -61,10 +61,13 @@ async def _require_cluster(gw: Gateway, ns: str, cluster_name: str) -> dict[str,
 
 async def list_postgres_roles(gw: Gateway, cluster_name: ClusterName, namespace: Namespace = None,
                               format: Annotated[Literal["text", "json"], Field(
-                                  description="'text' (default) or 'json'")] = "text") -> CallToolResult:
+                                  description="'text' (default) or 'json'")] = "text",
+                              limit: paging.Limit = paging.DEFAULT_LIMIT,
+                              continue_: paging.Continue = None) -> CallToolResult:
     """Use to see a cluster's PostgreSQL roles and whether each one is applied.
     Lists those requested through cnpg-mcp (with CNPG's reconcile state), and those declared directly in
-    the Cluster's spec.managed.roles or as DatabaseRole objects."""
+    the Cluster's spec.managed.roles or as DatabaseRole objects: one page of `limit` in name order, and
+    'continue' for the next page."""
     ns = gw.namespace(namespace)
     async with gw.acting(f"listing roles of {ns}/{cluster_name}"):
         cluster = await _require_cluster(gw, ns, cluster_name)
@@ -96,10 +99,12 @@ async def list_postgres_roles(gw: Gateway, cluster_name: ClusterName, namespace:
         roles.append(render.role_entry(spec.get("name", "?"), spec,
                                        source="DatabaseRole " + database_role["metadata"]["name"],
                                        state=state, secret_name=None))
-    data = {"cluster": f"{ns}/{cluster_name}", "roles": roles, "count": len(roles)}
+    data: dict[str, Any] = {"cluster": f"{ns}/{cluster_name}"}
+    shown = paging.paged(data, "roles", roles, "name", limit, continue_)
     text = (f"No managed roles defined in cluster '{ns}/{cluster_name}' (besides CNPG's own)." if not roles else
             f"PostgreSQL Roles managed in cluster '{ns}/{cluster_name}' ({len(roles)}):\n"
-            + "\n".join(map(render.role_text, roles)))
+            + "\n".join(map(render.role_text, shown.items))
+            + paging.more("list_postgres_roles", shown, cluster_name=cluster_name, namespace=ns))
     return result(text, data, as_json=format == "json")
 
 

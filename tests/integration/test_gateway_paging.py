@@ -1,6 +1,6 @@
-"""list_postgres_clusters answers in bounded pages: `limit`, `continue`, the total and a count per phase
-(issue #14: 5,000 clusters must not come back as megabytes of text). Bare Clusters on the real control
-plane, read through a real MCP client; no operator or simulator is needed to list them."""
+"""The list tools answer in bounded pages: `limit`, `continue`, the total (and, for clusters, a count per
+phase): issue #14, 5,000 clusters must not come back as megabytes of text. Bare Clusters and intents on the
+real control plane, read through a real MCP client; no operator or simulator is needed to list them."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from mcp import Client
 from cnpg_mcp_api import constants
 from devcluster.controlplane import ControlPlane
 from mcp_gateway.tools.paging import DEFAULT_LIMIT
+from tests.integration.conftest import Intents
 from tests.integration.gateway_helpers import error, gateway_server, ok, text
 
 pytestmark = pytest.mark.anyio
@@ -87,3 +88,35 @@ async def test_bad_paging_arguments_are_coded_errors(control_plane: ControlPlane
               "INVALID_ARGUMENT")
         refused = await mcp.call_tool("list_postgres_clusters", {"namespace": namespace, "limit": 0})
         assert refused.is_error
+
+
+async def walk(mcp: Any, tool: str, arguments: dict[str, Any], key: str, field: str) -> list[str]:
+    """Every entry's `field` over all pages of `tool`, checking each page's count and total."""
+    seen: list[str] = []
+    token: str | None = None
+    for _ in range(10):
+        answer = ok(await mcp.call_tool(tool, {**arguments, **({"continue": token} if token else {})}))
+        assert answer["count"] == len(answer[key]) <= arguments["limit"]
+        seen += [entry[field] for entry in answer[key]]
+        token = answer.get("continue")
+        if token is None:
+            assert answer["total"] == len(seen)
+            return seen
+    raise AssertionError(f"{tool} did not reach its last page: {seen}")
+
+
+async def test_roles_and_databases_page_too(control_plane: ControlPlane, k8s: Any, namespace: str,
+                                            intents: Intents) -> None:
+    make_clusters(k8s, namespace, ["app"])
+    roles = [f"role_{index}" for index in range(5)]
+    for role in reversed(roles):
+        intents.create("PgRoleRequest", namespace, role.replace("_", "-"), {"cluster": "app", "roleName": role})
+        intents.create("PgDatabaseRequest", namespace, f"db-{role[-1]}",
+                       {"cluster": "app", "name": f"db_{role[-1]}", "owner": role})
+    async with Client(gateway_server(control_plane)) as mcp:
+        arguments = {"cluster_name": "app", "namespace": namespace, "limit": 2}
+        assert await walk(mcp, "list_postgres_roles", arguments, "roles", "name") == roles
+        assert await walk(mcp, "list_postgres_databases", arguments, "databases", "crd_name") == [
+            f"db-{index}" for index in range(5)]
+        everything = ok(await mcp.call_tool("list_postgres_roles", {"cluster_name": "app", "namespace": namespace}))
+        assert everything["count"] == everything["total"] == 5 and "continue" not in everything
