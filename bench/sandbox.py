@@ -6,6 +6,7 @@ the same way; `Sandbox.start()` returns once each is ready, `stop()` ends them a
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import subprocess
 import tempfile
@@ -32,22 +33,30 @@ class Sandbox:
     simulator: subprocess.Popen[bytes] | None
     operator: OperatorProcess
     api: Any = field(default=None)
+    keep: bool = False  # keep the folder (logs, audit log) after stop()
 
     @classmethod
     def start(cls, keep: bool = False) -> Sandbox:
         folder = Path(tempfile.mkdtemp(prefix="cnpg-mcp-bench-"))
         started = time.monotonic()
         plane = controlplane.start(folder / "controlplane")
-        postgres = PostgresServer.start(folder / "postgres")
-        simulator = launch_simulator(plane.kubeconfig, postgres, folder / "cnpg-simulator.log")
-        operator = OperatorProcess(plane.kubeconfig, folder / "operator.log", ["--all-namespaces"])
-        operator.start()
-        sandbox = cls(folder, plane, postgres, simulator, operator, plane.api_client())
-        sandbox.keep = keep
+        postgres: PostgresServer | None = None
+        simulator: subprocess.Popen[bytes] | None = None
+        try:  # a component that cannot start fails the run with its reason, and stops the others
+            postgres = PostgresServer.start(folder / "postgres")
+            simulator = launch_simulator(plane.kubeconfig, postgres, folder / "cnpg-simulator.log")
+            operator = OperatorProcess(plane.kubeconfig, folder / "operator.log", ["--all-namespaces"])
+            operator.start()
+        except BaseException:
+            if simulator is not None:
+                stop_simulator(simulator)
+            if postgres is not None:
+                postgres.stop()
+            plane.stop()
+            raise
+        sandbox = cls(folder, plane, postgres, simulator, operator, plane.api_client(), keep)
         print(f"sandbox up in {time.monotonic() - started:.1f}s ({folder})", flush=True)
         return sandbox
-
-    keep: bool = False
 
     @property
     def kubeconfig(self) -> Path:
@@ -79,8 +88,6 @@ class Sandbox:
         self.stop()
 
     def new_namespace(self, prefix: str) -> str:
-        import secrets  # noqa: PLC0415
-
         name = f"{prefix}-{secrets.token_hex(3)}"
         client.CoreV1Api(self.api).create_namespace({"metadata": {"name": name}})
         return name
