@@ -83,3 +83,9 @@ dev: system-deps venv binaries
 
 clean: cluster-down
 	rm -rf $(VENV) .devcluster .mypy_cache .ruff_cache .pytest_cache
+
+# Figures, not tests: every benchmark against one sandbox, one table (docs/performance.md). About 10-15 min.
+.PHONY: bench
+BENCH_ARGS ?=
+bench: system-deps venv binaries
+	$(BIN)/python -m bench $(BENCH_ARGS)

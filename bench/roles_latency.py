@@ -57,6 +57,8 @@ class NamespaceWatcher:
         self.api, self.namespace = api, namespace
         self.writes: Counter[str] = Counter()
         self.ready_at: dict[str, float] = {}
+        self.produced_at: dict[str, float] = {}  # DatabaseRole first seen (the operator's output)
+        self.applied_at: dict[str, float] = {}  # DatabaseRole status.applied (the simulator's answer)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._generations: dict[str, int] = {}
@@ -112,6 +114,10 @@ class NamespaceWatcher:
                     if condition.get("type") == "Ready" and condition.get("status") == "True":
                         self.ready_at.setdefault(meta.get("name", ""), time.monotonic())
             elif kind == "databaserole":
+                now, name = time.monotonic(), meta.get("name", "")
+                self.produced_at.setdefault(name, now)
+                if (obj.get("status") or {}).get("applied") is True:
+                    self.applied_at.setdefault(name, now)
                 generation = int(meta.get("generation") or 0)
                 previous = self._generations.get(meta.get("name", ""))
                 self._generations[meta.get("name", "")] = generation

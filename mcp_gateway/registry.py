@@ -17,6 +17,7 @@ from mcp.server import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel
+from pydantic.fields import FieldInfo
 
 from mcp_gateway import audit, identity, metrics, render
 
@@ -87,6 +88,9 @@ def dispatch(spec: ToolSpec, gw: Gateway) -> Handler:
     """The function the SDK calls for `spec`: the handler's parameters without `gw`, the output model as schema."""
     signature = inspect.signature(spec.handler, eval_str=True)
     parameters = list(signature.parameters.values())[1:]  # the first one is the Gateway
+    # The SDK hands arguments over by their wire name: a parameter named after a Python keyword
+    # (`continue_`, published as `continue` through its Field alias) gets its value back here.
+    python_names = {alias: p.name for p in parameters if (alias := _alias(p.annotation))}
 
     async def call(**arguments: Any) -> CallToolResult:
         # Single dispatch point: every call that reaches a handler is measured and audited here.
@@ -94,7 +98,7 @@ def dispatch(spec: ToolSpec, gw: Gateway) -> Handler:
         failure: BaseException | None = None
         details = audit.begin()
         try:
-            result = await spec.handler(gw, **arguments)
+            result = await spec.handler(gw, **{python_names.get(k, k): v for k, v in arguments.items()})
         except BaseException as exc:
             failure = exc
             raise
@@ -112,6 +116,12 @@ def dispatch(spec: ToolSpec, gw: Gateway) -> Handler:
         parameters=parameters, return_annotation=returns)
     call.__annotations__ = {p.name: p.annotation for p in parameters} | {"return": returns}
     return call
+
+
+def _alias(annotation: Any) -> str | None:
+    """The Field alias in an `Annotated[..., Field(alias=...)]` parameter annotation, if any."""
+    return next((m.alias for m in getattr(annotation, "__metadata__", ()) if isinstance(m, FieldInfo) and m.alias),
+                None)
 
 
 def observe(spec: ToolSpec, gw: Gateway, arguments: dict[str, Any], failure: BaseException | None,

@@ -18,7 +18,7 @@ from cnpg_mcp_api.models import CLUSTER_NAME_PATTERN
 from mcp_gateway import errors, intents, render
 from mcp_gateway.gateway import Gateway, both
 from mcp_gateway.registry import CREATE, DELETE, READ, ToolSpec, hints
-from mcp_gateway.tools import digest, outputs, result
+from mcp_gateway.tools import digest, outputs, paging, result
 
 PLURAL = constants.CLUSTER_REQUEST_PLURAL
 # How long a tool waits for the operator's answer before it reports the request's real state instead.
@@ -134,27 +134,44 @@ async def _recoverability(gw: Gateway, cluster: dict[str, Any]) -> dict[str, Any
 
 
 async def list_postgres_clusters(gw: Gateway, namespace: Namespace = None, detail_level: DetailLevel = "concise",
-                                 format: Format = "text") -> CallToolResult:
+                                 format: Format = "text", limit: paging.Limit = paging.DEFAULT_LIMIT,
+                                 continue_: paging.Continue = None) -> CallToolResult:
     """Use to see which PostgreSQL clusters exist in a namespace before acting on one.
     Lists the CloudNativePG Clusters with their health and whether cnpg-mcp manages them, plus requested
-    clusters the operator has not created yet."""
+    clusters the operator has not created yet: one page of `limit` in name order, the count of all of them
+    per phase, and 'continue' for the next page."""
     ns = gw.namespace(namespace)
     async with gw.acting(f"listing clusters in {ns}"):
         clusters, request_list = await both(gw.kube.cnpg_list(constants.CNPG_CLUSTERS, ns),
                                             gw.kube.intent_list(PLURAL, ns))
         requests = {r["metadata"]["name"]: r for r in request_list}
     detailed = detail_level == "detailed"
-    summaries = [render.cluster_summary(c, requests.pop(c["metadata"]["name"], None), detailed=detailed)
-                 for c in clusters]
-    summaries += [render.cluster_summary(None, r, detailed=detailed) for r in requests.values()]
-    data = {"clusters": summaries, "count": len(summaries), "scope": render.scope(ns)}
+    pairs: list[tuple[dict[str, Any] | None, dict[str, Any] | None]] = [
+        (c, requests.pop(c["metadata"]["name"], None)) for c in clusters]
+    pairs += [(None, r) for r in requests.values()]
+    shown = paging.page(pairs, lambda pair: str((pair[0] or pair[1] or {})["metadata"]["name"]), limit, continue_)
+    summaries = [render.cluster_summary(c, r, detailed=detailed) for c, r in shown.items]
+    phases = paging.tally([{"phase": _phase(c, r)} for c, r in pairs], "phase")
+    data: dict[str, Any] = {"clusters": summaries, "count": len(summaries), "scope": render.scope(ns),
+                            "total": shown.total, "phases": phases}
+    if shown.next:
+        data["continue"] = shown.next
     if not summaries:
-        text = f"No PostgreSQL clusters found in {render.scope(ns)}."
+        text = f"No PostgreSQL clusters found in {render.scope(ns)}" + (" after that page." if continue_ else ".")
     else:
-        text = f"Found {len(summaries)} PostgreSQL cluster(s) in {render.scope(ns)}:\n" + (
+        where = f"{shown.total} PostgreSQL cluster(s) in {render.scope(ns)}"
+        text = (f"Found {where}:\n" if shown.total == len(summaries) else
+                f"Found {where} ({', '.join(f'{n} {p}' for p, n in phases.items())}); these {len(summaries)}:\n") + (
             "\n" + "\n\n".join(map(render.cluster_text, summaries)) if detailed else
             "\n".join(map(render.cluster_row, summaries)) + "\nget_cluster_status(name=…) gives one's digest.")
+        text += paging.more("list_postgres_clusters", shown, namespace=ns)
     return result(text, data, as_json=format == "json")
+
+
+def _phase(cluster: dict[str, Any] | None, request: dict[str, Any] | None) -> str:
+    """The phase list_postgres_clusters reports for one cluster: what the summary counts over all pages."""
+    return str(render.cluster_summary(cluster, request, detailed=False)["phase"])
+
 
 async def get_cluster_status(gw: Gateway, name: ClusterName, namespace: Namespace = None,
                              detail_level: DetailLevel = "concise", format: Format = "text") -> CallToolResult:
@@ -165,24 +182,33 @@ async def get_cluster_status(gw: Gateway, name: ClusterName, namespace: Namespac
     storage; detailed adds all conditions,
     parameters and more events, plus the state of its PgClusterRequest."""
     ns = gw.namespace(namespace)
-    async with gw.acting(f"reading cluster {ns}/{name}"):
-        cluster, request = await both(gw.kube.cnpg_get_or_none(constants.CNPG_CLUSTERS, ns, name),
-                                      gw.kube.intent_get_or_none(PLURAL, ns, name))
+    detailed = detail_level == "detailed"
+
+    async def newest_events() -> list[dict[str, Any]] | None:
+        async with gw.acting(f"reading events of {ns}/{name}"):
+            try:
+                return await gw.kube.events_for(ns, name, **({} if detailed else {"limit": 3}))
+            except ApiException as exc:  # the concise digest does without events the caller may not list
+                if detailed or exc.status != 403:
+                    raise
+                return None
+
+    async def objects() -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        async with gw.acting(f"reading cluster {ns}/{name}"):
+            return await both(gw.kube.cnpg_get_or_none(constants.CNPG_CLUSTERS, ns, name),
+                              gw.kube.intent_get_or_none(PLURAL, ns, name))
+
+    # The three reads at once: the tool costs one round trip, not two in a row.
+    (cluster, request), events = await both(objects(), newest_events())
     if cluster is None and request is None:
         raise errors.tool_error(errors.NOT_FOUND, f"no cluster {name!r} in namespace {ns!r}; "
                                                   "list_postgres_clusters shows what exists")
-    summary = render.cluster_summary(cluster, request, detailed=detail_level == "detailed", full=True)
+    summary = render.cluster_summary(cluster, request, detailed=detailed, full=True)
+    # The window needs the Cluster (which ObjectStore archives it): a second read, only when it archives.
     window = await _recoverability(gw, cluster) if cluster is not None else None
     summary.update(digest.digest(cluster, window=window))
-    async with gw.acting(f"reading events of {ns}/{name}"):
-        if detail_level == "detailed":
-            summary["events"] = render.event_entries(await gw.kube.events_for(ns, name))
-        else:
-            try:
-                summary["events"] = render.event_entries(await gw.kube.events_for(ns, name, limit=3))
-            except ApiException as exc:  # the concise digest does without events the caller may not list
-                if exc.status != 403:
-                    raise
+    if events is not None:
+        summary["events"] = render.event_entries(events)
     return result(render.cluster_text(summary), summary, as_json=format == "json")
 
 

@@ -11,11 +11,11 @@ from cnpg_mcp_api import constants
 from cnpg_mcp_api.models import RESERVED_DATABASE_NAMES
 from cnpg_mcp_api.naming import database_request_name
 from mcp_gateway import errors, intents, render
-from mcp_gateway.gateway import Gateway
+from mcp_gateway.gateway import Gateway, both
 from mcp_gateway.registry import CREATE, DELETE, READ, ToolSpec
-from mcp_gateway.tools import delete_request, outputs, result
+from mcp_gateway.tools import delete_request, outputs, paging, result
 from mcp_gateway.tools.clusters import ClusterName, DryRun, Namespace
-from mcp_gateway.tools.roles import RoleName, _require_cluster, checked_name
+from mcp_gateway.tools.roles import RoleName, _known_cluster, _require_cluster, checked_name
 
 PLURAL = constants.DATABASE_REQUEST_PLURAL
 DatabaseName = Annotated[str, Field(description="PostgreSQL database name, used as given (quoted): letters, "
@@ -31,24 +31,31 @@ def checked_database_name(name: str) -> str:
 
 async def list_postgres_databases(gw: Gateway, cluster_name: ClusterName, namespace: Namespace = None,
                                   format: Annotated[Literal["text", "json"], Field(
-                                      description="'text' (default) or 'json'")] = "text") -> CallToolResult:
+                                      description="'text' (default) or 'json'")] = "text",
+                                  limit: paging.Limit = paging.DEFAULT_LIMIT,
+                                  continue_: paging.Continue = None) -> CallToolResult:
     """Use to see the databases of a cluster and whether each one is applied.
     Lists the CNPG Database objects (including those requested through cnpg-mcp that are not created yet),
-    with CNPG's applied state."""
+    with CNPG's applied state: one page of `limit` in object-name order, and 'continue' for the next page."""
     ns = gw.namespace(namespace)
     async with gw.acting(f"listing databases of {ns}/{cluster_name}"):
-        await _require_cluster(gw, ns, cluster_name)
-        databases = [d for d in await gw.kube.cnpg_list(constants.CNPG_DATABASES, ns)
-                     if (d.get("spec") or {}).get("cluster", {}).get("name") == cluster_name]
-        requests = {r["metadata"]["name"]: r for r in await gw.kube.intent_list(PLURAL, ns)
-                    if r["spec"].get("cluster") == cluster_name}
+        # The three reads at once: one round trip, not three in a row.
+        (cluster, database_list), request_list = await both(
+            both(gw.kube.cnpg_get_or_none(constants.CNPG_CLUSTERS, ns, cluster_name),
+                 gw.kube.cnpg_list(constants.CNPG_DATABASES, ns)),
+            gw.kube.intent_list(PLURAL, ns))
+        await _known_cluster(gw, ns, cluster_name, cluster)
+        databases = [d for d in database_list if (d.get("spec") or {}).get("cluster", {}).get("name") == cluster_name]
+        requests = {r["metadata"]["name"]: r for r in request_list if r["spec"].get("cluster") == cluster_name}
     entries = [render.database_entry(d, requests.pop(d["metadata"]["name"], None)) for d in databases]
     entries += [render.database_entry(None, r) for r in requests.values()]
-    data = {"cluster": f"{ns}/{cluster_name}", "databases": entries, "count": len(entries)}
+    data: dict[str, Any] = {"cluster": f"{ns}/{cluster_name}"}
+    shown = paging.paged(data, "databases", entries, "crd_name", limit, continue_)
     text = (f"No managed databases found for cluster '{ns}/{cluster_name}' (the bootstrap database is not a "
             "Database object)." if not entries else
             f"PostgreSQL Databases for cluster '{ns}/{cluster_name}' ({len(entries)}):\n"
-            + "\n".join(map(render.database_text, entries)))
+            + "\n".join(map(render.database_text, shown.items))
+            + paging.more("list_postgres_databases", shown, cluster_name=cluster_name, namespace=ns))
     return result(text, data, as_json=format == "json")
 
 

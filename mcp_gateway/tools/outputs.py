@@ -106,8 +106,12 @@ class ClusterSummary(Output):
 
 class ClusterList(Output):
     clusters: list[ClusterSummary]
-    count: int
+    count: int = Field(description="Clusters in this answer (one page)")
     scope: str
+    total: int = Field(description="Clusters in the namespace, all pages")
+    phases: dict[str, int] = Field(description="How many of all the clusters are in each phase")
+    continue_: str | None = Field(None, alias="continue",
+                                  description="Pass as 'continue' for the next page; absent on the last page")
 
 
 class ClusterCreated(Output):
@@ -165,7 +169,10 @@ class RoleEntry(Output):
 class RoleList(Output):
     cluster: str
     roles: list[RoleEntry]
-    count: int
+    count: int = Field(description="Entries in this answer (one page)")
+    total: int = Field(description="Entries of the cluster, all pages")
+    continue_: str | None = Field(None, alias="continue",
+                                  description="Pass as 'continue' for the next page; absent on the last page")
 
 
 class RoleCreated(Output):
@@ -212,7 +219,10 @@ class DatabaseEntry(Output):
 class DatabaseList(Output):
     cluster: str
     databases: list[DatabaseEntry]
-    count: int
+    count: int = Field(description="Entries in this answer (one page)")
+    total: int = Field(description="Entries of the cluster, all pages")
+    continue_: str | None = Field(None, alias="continue",
+                                  description="Pass as 'continue' for the next page; absent on the last page")
 
 
 class DatabaseCreated(Output):

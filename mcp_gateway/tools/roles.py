@@ -12,9 +12,9 @@ from cnpg_mcp_api import constants
 from cnpg_mcp_api.naming import identifier_problem, role_request_name, role_secret_name
 from cnpg_mcp_api.policy import is_reserved_role
 from mcp_gateway import errors, intents, render
-from mcp_gateway.gateway import Gateway
+from mcp_gateway.gateway import Gateway, both
 from mcp_gateway.registry import CREATE, DELETE, READ, ToolSpec, hints
-from mcp_gateway.tools import delete_request, outputs, privilege, result
+from mcp_gateway.tools import delete_request, outputs, paging, privilege, result
 from mcp_gateway.tools.clusters import ClusterName, DryRun, Namespace
 from mcp_gateway.tools.privilege import PrivilegeAck
 
@@ -51,7 +51,12 @@ async def _ask_update(cluster_name: str, role_name: str, superuser: bool | None,
 
 
 async def _require_cluster(gw: Gateway, ns: str, cluster_name: str) -> dict[str, Any]:
-    cluster = await gw.kube.cnpg_get_or_none(constants.CNPG_CLUSTERS, ns, cluster_name)
+    return await _known_cluster(gw, ns, cluster_name,
+                                await gw.kube.cnpg_get_or_none(constants.CNPG_CLUSTERS, ns, cluster_name))
+
+
+async def _known_cluster(gw: Gateway, ns: str, cluster_name: str, cluster: dict[str, Any] | None) -> dict[str, Any]:
+    """The Cluster read already ({} while only requested); NOT_FOUND when neither it nor its request exists."""
     if cluster is None and await gw.kube.intent_get_or_none(constants.CLUSTER_REQUEST_PLURAL, ns,
                                                             cluster_name) is None:
         raise errors.tool_error(errors.NOT_FOUND, f"no cluster {cluster_name!r} in namespace {ns!r}; "
@@ -61,15 +66,22 @@ async def _require_cluster(gw: Gateway, ns: str, cluster_name: str) -> dict[str,
 
 async def list_postgres_roles(gw: Gateway, cluster_name: ClusterName, namespace: Namespace = None,
                               format: Annotated[Literal["text", "json"], Field(
-                                  description="'text' (default) or 'json'")] = "text") -> CallToolResult:
+                                  description="'text' (default) or 'json'")] = "text",
+                              limit: paging.Limit = paging.DEFAULT_LIMIT,
+                              continue_: paging.Continue = None) -> CallToolResult:
     """Use to see a cluster's PostgreSQL roles and whether each one is applied.
     Lists those requested through cnpg-mcp (with CNPG's reconcile state), and those declared directly in
-    the Cluster's spec.managed.roles or as DatabaseRole objects."""
+    the Cluster's spec.managed.roles or as DatabaseRole objects: one page of `limit` in name order, and
+    'continue' for the next page."""
     ns = gw.namespace(namespace)
     async with gw.acting(f"listing roles of {ns}/{cluster_name}"):
-        cluster = await _require_cluster(gw, ns, cluster_name)
-        requests = [r for r in await gw.kube.intent_list(PLURAL, ns) if r["spec"].get("cluster") == cluster_name]
-        database_roles = [d for d in await gw.kube.cnpg_list(constants.CNPG_DATABASE_ROLES, ns)
+        # The three reads at once: one round trip, not three in a row.
+        (read, request_list), database_role_list = await both(
+            both(gw.kube.cnpg_get_or_none(constants.CNPG_CLUSTERS, ns, cluster_name), gw.kube.intent_list(PLURAL, ns)),
+            gw.kube.cnpg_list(constants.CNPG_DATABASE_ROLES, ns))
+        cluster = await _known_cluster(gw, ns, cluster_name, read)
+        requests = [r for r in request_list if r["spec"].get("cluster") == cluster_name]
+        database_roles = [d for d in database_role_list
                           if (d.get("spec") or {}).get("cluster", {}).get("name") == cluster_name]
     roles = [render.role_entry(r["spec"]["roleName"], r["spec"], source="PgRoleRequest " + r["metadata"]["name"],
                                state=render.intent_state(r), secret_name=(r.get("status") or {}).get("secretName"))
@@ -96,10 +108,12 @@ async def list_postgres_roles(gw: Gateway, cluster_name: ClusterName, namespace:
         roles.append(render.role_entry(spec.get("name", "?"), spec,
                                        source="DatabaseRole " + database_role["metadata"]["name"],
                                        state=state, secret_name=None))
-    data = {"cluster": f"{ns}/{cluster_name}", "roles": roles, "count": len(roles)}
+    data: dict[str, Any] = {"cluster": f"{ns}/{cluster_name}"}
+    shown = paging.paged(data, "roles", roles, "name", limit, continue_)
     text = (f"No managed roles defined in cluster '{ns}/{cluster_name}' (besides CNPG's own)." if not roles else
             f"PostgreSQL Roles managed in cluster '{ns}/{cluster_name}' ({len(roles)}):\n"
-            + "\n".join(map(render.role_text, roles)))
+            + "\n".join(map(render.role_text, shown.items))
+            + paging.more("list_postgres_roles", shown, cluster_name=cluster_name, namespace=ns))
     return result(text, data, as_json=format == "json")
 
 

@@ -137,11 +137,13 @@ async def _reconcile_locked(rt: Runtime, body: Json, views: CnpgViews) -> None:
     if refusal is not None:
         await rt.status.write(ROLE_REQUESTS, body, verdict_status(body, refusal, applied=False))
         return
+    created: Json | None = None
     if backend is RoleBackend.DATABASE_ROLE:
-        conflict = await _ensure_database_role(rt, body, views, secret_name)
+        conflict, created = await _ensure_database_role(rt, body, views, secret_name)
     else:
         conflict = await _ensure_managed_entry(rt, body, views, secret_name)
-    verdict = Verdict(False, "Conflict", conflict) if conflict else _verdict(body, views, backend, secret_name)
+    verdict = (Verdict(False, "Conflict", conflict) if conflict
+               else _verdict(body, views, backend, secret_name, created))
     extra: Json = {"secretName": secret_name, "backend": backend.value, "applied": verdict.ready,
                    "passwordRotation": rotation_token(body)}
     if backend is RoleBackend.DATABASE_ROLE:
@@ -202,23 +204,28 @@ async def _ensure_secret(rt: Runtime, body: Json, secret_name: str, dbname: str)
     return None
 
 
-async def _ensure_database_role(rt: Runtime, body: Json, views: CnpgViews, secret_name: str) -> str | None:
+async def _ensure_database_role(rt: Runtime, body: Json, views: CnpgViews,
+                                secret_name: str) -> tuple[str | None, Json | None]:
+    """The conflict, if any, and the DatabaseRole this call created (None if it existed): the index
+    gets it only with its watch event, and the status written now must not say it is yet to be created
+    (that costs a second status write, with a new Ready message, once the event arrives)."""
     namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
     desired = build_database_role(body, secret_name)
     existing = views.database_role(namespace, name)
     if existing is None:
         await _require_live(rt, body)
-        if await rt.api.create(DATABASE_ROLES, namespace, desired) is not None:
-            return None
+        created = await rt.api.create(DATABASE_ROLES, namespace, desired)
+        if created is not None:
+            return None, created
         existing = await rt.api.get(DATABASE_ROLES, namespace, name)
         if existing is None:
             raise kopf.TemporaryError(f"DatabaseRole {name} vanished while being created", delay=1)
     if not owned_by(existing, body["metadata"]["uid"]):
-        return f"DatabaseRole {name} exists and does not belong to this request"
+        return f"DatabaseRole {name} exists and does not belong to this request", None
     patch = merge_patch(desired.get("spec") or {}, existing.get("spec") or {}, OPTIONAL_ROLE_KEYS)
     if patch:
         await rt.api.patch(DATABASE_ROLES, namespace, name, {"spec": patch})
-    return None
+    return None, None
 
 
 def _upsert(entry: Json, uid: str, secret_name: str) -> Edit:
@@ -277,12 +284,13 @@ async def _ensure_managed_entry(rt: Runtime, body: Json, views: CnpgViews, secre
     return None
 
 
-def _verdict(body: Json, views: CnpgViews, backend: RoleBackend, secret_name: str) -> Verdict:
+def _verdict(body: Json, views: CnpgViews, backend: RoleBackend, secret_name: str,
+             just_created: Json | None = None) -> Verdict:
     namespace, name, cluster_name, role = _names(body)
     cluster = views.cluster(namespace, cluster_name)
     if backend is RoleBackend.DATABASE_ROLE:
-        return crd_applied_verdict("DatabaseRole", views.database_role(namespace, name), cluster is not None,
-                                   cluster_name)
+        database_role = views.database_role(namespace, name) or just_created
+        return crd_applied_verdict("DatabaseRole", database_role, cluster is not None, cluster_name)
     return managed_role_verdict(cluster, role, cluster_name, build_managed_role_entry(body, secret_name))
 
 

@@ -1,0 +1,54 @@
+"""How many times the operator writes a role intent on its way to Ready (issue #14: writes per intent).
+
+Counted from a watch on the intent, started before it is created: every accepted write is one event.
+Not timed: the figures under load are bench/burst.py's."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from kubernetes import client, watch
+
+from tests.integration.conftest import GROUP, VERSION, Intents, OperatorProcess
+from tests.integration.gateway_helpers import unique
+
+# Kopf's finalizer, Kopf's diff-base annotation, the status once produced (Pending), the status once applied.
+INTENT_WRITES_TO_READY = 4
+
+
+def record_statuses(k8s: Any, namespace: str, name: str, seen: list[dict[str, Any]], stop: threading.Event,
+                    started: threading.Event) -> None:
+    custom = client.CustomObjectsApi(k8s)
+    version = custom.list_namespaced_custom_object(GROUP, VERSION, namespace, "pgrolerequests")["metadata"][
+        "resourceVersion"]
+    started.set()
+    while not stop.is_set():
+        for event in watch.Watch().stream(custom.list_namespaced_custom_object, GROUP, VERSION, namespace,
+                                          "pgrolerequests", resource_version=version, timeout_seconds=2,
+                                          field_selector=f"metadata.name={name}"):
+            version = event["object"]["metadata"]["resourceVersion"]
+            if event["type"] == "MODIFIED":
+                seen.append(event["object"])
+
+
+def test_a_role_intent_is_written_four_times_on_its_way_to_ready(
+        operator: OperatorProcess, k8s: Any, namespace: str, intents: Intents) -> None:
+    intents.create("PgClusterRequest", namespace, "writes", {"instances": 1})
+    intents.wait_ready("PgClusterRequest", namespace, "writes")
+    seen: list[dict[str, Any]] = []
+    stop, started = threading.Event(), threading.Event()
+    watcher = threading.Thread(target=record_statuses, args=(k8s, namespace, "w-role", seen, stop, started),
+                               daemon=True)
+    watcher.start()
+    assert started.wait(30)
+    intents.create("PgRoleRequest", namespace, "w-role", {"cluster": "writes", "roleName": unique("w")})
+    intents.wait_ready("PgRoleRequest", namespace, "w-role")
+    intents.wait_for("PgRoleRequest", namespace, "w-role",  # Kopf's annotation comes after the handler
+                     lambda body: any(k.endswith("last-handled-configuration")
+                                      for k in (body["metadata"].get("annotations") or {})), "annotated")
+    stop.set()
+    watcher.join(10)
+    messages = [(Intents.ready(body) or {}).get("message") for body in seen]
+    assert "waiting for the DatabaseRole to be created" not in messages, messages
+    assert len(seen) <= INTENT_WRITES_TO_READY, messages
