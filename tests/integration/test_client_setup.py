@@ -22,6 +22,7 @@ import pytest
 
 from devcluster.controlplane import ControlPlane, free_port
 from mcp_gateway.config import GatewayConfig
+from mcp_gateway.registry import offered
 from mcp_gateway.tools.catalog import TOOLS
 from tests.integration.test_gateway_http import serve
 
@@ -86,7 +87,7 @@ def test_stdio_snippet_works_in_the_inspector(inspector: Path, control_plane: Co
     config = tmp_path / "mcp.json"
     config.write_text(json.dumps(runnable(doc_snippet(client), control_plane.kubeconfig)))
     listed = inspect(inspector, "--config", str(config), "--server", "cloudnative-pg", "--method", "tools/list")
-    assert {t["name"] for t in listed["tools"]} == {spec.name for spec in TOOLS}, listed
+    assert {t["name"] for t in listed["tools"]} == {spec.name for spec in offered(TOOLS)}, listed
     called = inspect(inspector, "--config", str(config), "--server", "cloudnative-pg", "--method", "tools/call",
                      "--tool-name", "list_postgres_clusters", "--tool-arg", f"namespace={namespace}")
     assert not called.get("isError") and called["structuredContent"]["count"] == 0, called
@@ -101,7 +102,7 @@ async def test_http_with_a_bearer_token_works_in_the_inspector(inspector: Path, 
         args = (f"{url}/mcp", "--transport", "http", "--header", "Authorization: Bearer inspector-token")
         # The Inspector blocks: run it off the event loop that serves the gateway.
         listed = await anyio.to_thread.run_sync(functools.partial(inspect, inspector, *args, "--method", "tools/list"))
-        assert {t["name"] for t in listed["tools"]} == {spec.name for spec in TOOLS}, listed
+        assert {t["name"] for t in listed["tools"]} == {spec.name for spec in offered(TOOLS)}, listed
         called = await anyio.to_thread.run_sync(functools.partial(
             inspect, inspector, *args, "--method", "tools/call", "--tool-name", "list_postgres_clusters",
             "--tool-arg", f"namespace={namespace}"))

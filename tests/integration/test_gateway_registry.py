@@ -105,6 +105,25 @@ async def test_every_tool_output_validates_against_its_output_schema(
         await call("delete_postgres_backup_schedule", cluster_name="schema-db", **ns)
         await call("configure_postgres_backups", archiving=False, **store, **ns)
 
+        # Configuration, poolers and operations (issue #12): previews and one real call of each kind.
+        await call("update_postgres_cluster", name="schema-db", parameters={"work_mem": "8MB"}, dry_run=True, **ns)
+        await call("update_postgres_cluster", name="schema-db", parameters={"work_mem": "8MB"}, **ns)
+        pooler = {"name": "schema-db-pooler", **ns}
+        await call("create_postgres_pooler", cluster_name="schema-db", dry_run=True, **pooler)
+        await call("create_postgres_pooler", cluster_name="schema-db", **pooler)
+        await call("list_postgres_poolers", cluster_name="schema-db", **ns)
+        await call("update_postgres_pooler", instances=2, dry_run=True, **pooler)
+        await call("update_postgres_pooler", instances=2, **pooler)
+        await call("delete_postgres_pooler", dry_run=True, **pooler)
+        await call("delete_postgres_pooler", confirm_deletion=True, **pooler)
+        await call("reload_postgres_cluster", name="schema-db", dry_run=True, **ns)
+        await call("reload_postgres_cluster", name="schema-db", wait=True, timeout=60, **ns)
+        await call("switchover_postgres_cluster", name="schema-db", dry_run=True, **ns)
+        await call("restart_postgres_cluster", name="schema-db", dry_run=True, **ns)
+        await call("fence_postgres_instance", name="schema-db", instance="schema-db-2", dry_run=True, **ns)
+        await call("rebuild_postgres_replica", name="schema-db", instance="schema-db-2", dry_run=True, **ns)
+        await call("hibernate_postgres_cluster", name="schema-db", dry_run=True, **ns)
+
         await call("delete_postgres_cluster", name="schema-db", dry_run=True, **ns)
         assert (await call("delete_postgres_cluster", name="schema-db", **ns))["deleted"] is False  # unconfirmed
         assert (await call("delete_postgres_cluster", name="schema-db", confirm_deletion=True, **ns))["deleted"]

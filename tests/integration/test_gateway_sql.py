@@ -475,7 +475,11 @@ async def test_sslmode_and_endpoint_come_from_the_file_and_the_override(
     namespace, folder = cluster
     path = folder / f"{namespace}.{CLUSTER}.json"
     async with Client(server(control_plane, folder)) as mcp:
-        path.write_text(json.dumps(sandbox.credentials(sslmode="require")))  # re-read on the next call
+        # The sandbox's PostgreSQL serves TLS: "require" is met; "verify-full" without the CA that signed the
+        # server's certificate is not (the file is re-read on every call).
+        path.write_text(json.dumps(sandbox.credentials(sslmode="require")))
+        ok(await query(mcp, namespace, "SELECT 1"))
+        path.write_text(json.dumps(sandbox.credentials(sslmode="verify-full")))
         message = error(await query(mcp, namespace, "SELECT 1"), "DATABASE_UNAVAILABLE")
         assert sandbox.password not in message
         path.write_text(json.dumps(sandbox.credentials(password="wrong")))

@@ -49,6 +49,6 @@ async def test_stdio_read_only_offers_only_reads(control_plane: ControlPlane, na
         names: Any = {t.name for t in (await mcp.list_tools()).tools}
         assert names == {"list_postgres_clusters", "get_cluster_status", "list_postgres_roles",
                          "list_postgres_databases", "get_cluster_logs", "get_connection_info",
-                         "list_postgres_backups", "run_diagnostic_query"}
+                         "list_postgres_backups", "run_diagnostic_query", "list_postgres_poolers"}
         result = await mcp.call_tool("create_postgres_cluster", {"name": "nope", "namespace": namespace})
         assert result.is_error
