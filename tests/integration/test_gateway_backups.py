@@ -271,14 +271,10 @@ async def test_a_backup_refused_by_cnpgs_webhook_is_not_claimed(gateway: Any, na
     answer = await volume_snapshot_backup(gateway, namespace, intents)
     report = ok(answer)
     assert report["phase"] is None and report["finished"] is False
-    assert "not started yet" in text(answer) and "COMPLETED" not in text(answer)
+    assert "NOT taken" in text(answer) and "COMPLETED" not in text(answer)
 
 
 @pytest.mark.anyio
-@pytest.mark.xfail(strict=True, reason=(
-    "open operator defect: when CNPG's webhook refuses the Backup the operator retries silently (Kopf) and "
-    "never reports the refusal on the PgBackupRequest's status (nor in an Event the gateway can read), so the "
-    "tool can only say 'not started yet'"))
 async def test_a_backup_refused_by_cnpgs_webhook_is_reported_with_the_reason(gateway: Any, namespace: str,
                                                                              intents: Intents) -> None:
     answer = await volume_snapshot_backup(gateway, namespace, intents)

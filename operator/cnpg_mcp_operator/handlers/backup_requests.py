@@ -22,10 +22,11 @@ from cnpg_mcp_operator.handlers.common import (
     BACKUP_REQUESTS,
     create_or_get,
     finish_deletion,
+    refusal_verdict,
     spec_problem,
     verdict_status,
 )
-from cnpg_mcp_operator.k8s import BACKUPS
+from cnpg_mcp_operator.k8s import BACKUPS, ApiError
 from cnpg_mcp_operator.readiness import Verdict
 from cnpg_mcp_operator.runtime import Runtime
 from cnpg_mcp_operator.status_writer import intent_key
@@ -76,7 +77,11 @@ async def _update(rt: Runtime, body: Json, views: CnpgViews, *, produce: bool) -
                 verdict = Verdict(False, "ClusterNotFound", f'Cluster "{spec.cluster}" not found in {namespace}')
                 await rt.status.write(BACKUP_REQUESTS, body, verdict_status(body, verdict))
                 return
-            backup = await create_or_get(rt, BACKUPS, namespace, build_backup(body))
+            try:
+                backup = await create_or_get(rt, BACKUPS, namespace, build_backup(body))
+            except ApiError as exc:  # e.g. method volumeSnapshot without the VolumeSnapshot CRD
+                await rt.status.write(BACKUP_REQUESTS, body, verdict_status(body, refusal_verdict(exc, "Backup")))
+                return
         if backup is None:
             return  # created and deleted at once: the observer brings us back
         if not owned_by(backup, uid):

@@ -19,10 +19,11 @@ from cnpg_mcp_operator.handlers.common import (
     BACKUP_SCHEDULE_REQUESTS,
     create_or_get,
     finish_deletion,
+    refusal_verdict,
     spec_problem,
     verdict_status,
 )
-from cnpg_mcp_operator.k8s import SCHEDULED_BACKUPS
+from cnpg_mcp_operator.k8s import SCHEDULED_BACKUPS, ApiError
 from cnpg_mcp_operator.readiness import Verdict
 from cnpg_mcp_operator.runtime import Runtime
 from cnpg_mcp_operator.status_writer import intent_key
@@ -50,6 +51,8 @@ def needs_reconcile(_: Runtime, body: Json, views: CnpgViews) -> bool:
     if body["metadata"].get("deletionTimestamp"):
         return False
     meta = body["metadata"]
+    if ready_reason(body) == "Invalid":  # only a spec change helps (it reconciles on its own)
+        return False
     return (views.scheduled_backup(meta["namespace"], meta["name"]) is None
             or (body.get("status") or {}).get("observedGeneration") != meta.get("generation")
             or ready_reason(body) == "ClusterNotFound")
@@ -58,8 +61,8 @@ def needs_reconcile(_: Runtime, body: Json, views: CnpgViews) -> bool:
 async def _update(rt: Runtime, body: Json, views: CnpgViews, *, produce: bool) -> None:
     async with rt.locks(intent_key(body)):
         body = rt.status.freshest(body)
-        if body["metadata"].get("deletionTimestamp"):
-            return
+        if body["metadata"].get("deletionTimestamp") or (not produce and ready_reason(body) == "Invalid"):
+            return  # a refused spec stays reported until the spec changes
         namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
         invalid = spec_problem(PgBackupScheduleRequestSpec, body)
         if invalid is not None:
@@ -74,16 +77,22 @@ async def _update(rt: Runtime, body: Json, views: CnpgViews, *, produce: bool) -
             await rt.status.write(BACKUP_SCHEDULE_REQUESTS, body, verdict_status(body, verdict))
             return
         desired = build_scheduled_backup(body)
-        if scheduled is None:
-            scheduled = await create_or_get(rt, SCHEDULED_BACKUPS, namespace, desired)
-        if scheduled is not None and not owned_by(scheduled, body["metadata"]["uid"]):
-            verdict = Verdict(False, "Conflict", f"ScheduledBackup {name} exists and does not belong to this request")
+        try:
+            if scheduled is None:
+                scheduled = await create_or_get(rt, SCHEDULED_BACKUPS, namespace, desired)
+            if scheduled is not None and not owned_by(scheduled, body["metadata"]["uid"]):
+                verdict = Verdict(False, "Conflict",
+                                  f"ScheduledBackup {name} exists and does not belong to this request")
+                await rt.status.write(BACKUP_SCHEDULE_REQUESTS, body, verdict_status(body, verdict))
+                return
+            if scheduled is not None and produce:
+                patch = merge_patch(desired["spec"], scheduled.get("spec") or {}, OPTIONAL_KEYS)
+                if patch:
+                    scheduled = await rt.api.patch(SCHEDULED_BACKUPS, namespace, name, {"spec": patch})
+        except ApiError as exc:  # e.g. method volumeSnapshot without the VolumeSnapshot CRD
+            verdict = refusal_verdict(exc, "ScheduledBackup")
             await rt.status.write(BACKUP_SCHEDULE_REQUESTS, body, verdict_status(body, verdict))
             return
-        if scheduled is not None and produce:
-            patch = merge_patch(desired["spec"], scheduled.get("spec") or {}, OPTIONAL_KEYS)
-            if patch:
-                scheduled = await rt.api.patch(SCHEDULED_BACKUPS, namespace, name, {"spec": patch})
         verdict = scheduled_backup_verdict(scheduled, spec.suspend)
         await rt.status.write(BACKUP_SCHEDULE_REQUESTS, body,
                               verdict_status(body, verdict, keep_generation=not produce, scheduledBackup=name,

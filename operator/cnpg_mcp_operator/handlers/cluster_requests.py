@@ -30,7 +30,14 @@ from cnpg_mcp_operator.builders.cluster import (
 )
 from cnpg_mcp_operator.builders.readonly import owner_uid
 from cnpg_mcp_operator.handlers import readonly_queries
-from cnpg_mcp_operator.handlers.common import CLUSTER_REQUESTS, ROLE_REQUESTS, spec_problem, verdict_status
+from cnpg_mcp_operator.handlers.common import (
+    CLUSTER_REQUESTS,
+    ROLE_REQUESTS,
+    UNPROCESSABLE,
+    refusal_verdict,
+    spec_problem,
+    verdict_status,
+)
 from cnpg_mcp_operator.k8s import CLUSTERS, ApiError
 from cnpg_mcp_operator.readiness import Verdict, cluster_verdict
 from cnpg_mcp_operator.registry import REGISTRY
@@ -42,7 +49,6 @@ log = logging.getLogger(__name__)
 
 Json = dict[str, Any]
 REQUEST_LABEL = constants.REQUEST_LABEL
-UNPROCESSABLE = 422  # an admission webhook (CloudNativePG's) refused the object
 
 
 # Index, reconcile and delete handlers: handlers/intents.py. This one is the kind's own.
@@ -75,9 +81,7 @@ def _recreate_asked(body: Mapping[str, Any]) -> str | None:
 async def _report_refusal(rt: Runtime, body: Json, exc: ApiError, cluster: Json | None, extra: Json) -> None:
     """CloudNativePG refused the Cluster built from the spec (422): only a spec change can help, so the
     request says so instead of retrying in silence. Any other error is raised again."""
-    if exc.status != UNPROCESSABLE:
-        raise exc
-    verdict = Verdict(False, "Invalid", f"CloudNativePG refused the Cluster: {exc.message}")
+    verdict = refusal_verdict(exc, "Cluster")
     name = body["metadata"]["name"]
     await rt.status.write(CLUSTER_REQUESTS, body, verdict_status(body, verdict, **_extra(name, cluster), **extra))
 
@@ -148,7 +152,7 @@ async def reconcile(rt: Runtime, body: Json, views: CnpgViews) -> None:
                 try:
                     cluster = await rt.api.patch(CLUSTERS, namespace, name, {"spec": changes.patch})
                 except ApiError as exc:
-                    if exc.status != 422:  # 422: CNPG's validating webhook (or the CRD) refused the change
+                    if exc.status != UNPROCESSABLE:  # 422: CNPG's validating webhook (or the CRD) refused the change
                         raise
                     refused = f"CloudNativePG refused the change: {exc.message}. Nothing was changed on the Cluster."
                 else:

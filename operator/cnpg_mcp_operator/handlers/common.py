@@ -14,7 +14,7 @@ from cnpg_mcp_api.conditions import READY
 from cnpg_mcp_api.policy import role_request_violations
 from cnpg_mcp_operator.builders.status import make_condition
 from cnpg_mcp_operator.deletion import Plan
-from cnpg_mcp_operator.k8s import Resource
+from cnpg_mcp_operator.k8s import ApiError, Resource
 from cnpg_mcp_operator.readiness import Verdict
 from cnpg_mcp_operator.runtime import Runtime
 from cnpg_mcp_operator.status_writer import intent_key
@@ -37,6 +37,16 @@ POOLER_REQUESTS = Resource(constants.GROUP, constants.VERSION, constants.POOLER_
                            constants.POOLER_REQUEST_KIND)
 OPERATION_REQUESTS = Resource(constants.GROUP, constants.VERSION, constants.OPERATION_REQUEST_PLURAL,
                               constants.OPERATION_REQUEST_KIND)
+
+UNPROCESSABLE = 422  # an admission webhook (CloudNativePG's) or the CRD refused the object
+
+
+def refusal_verdict(exc: ApiError, kind: str) -> Verdict:
+    """CloudNativePG refused the object built from the spec (422): only a spec change can help, so the
+    intent reports Invalid with CNPG's reason instead of retrying in silence. Any other error is raised again."""
+    if exc.status != UNPROCESSABLE:
+        raise exc
+    return Verdict(False, "Invalid", f"CloudNativePG refused the {kind}: {exc.message}")
 
 
 def verdict_status(body: Mapping[str, Any], verdict: Verdict, *, keep_generation: bool = False,
