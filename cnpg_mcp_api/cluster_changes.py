@@ -4,7 +4,8 @@ One function for the operator (it applies `patch`) and the gateway (its dry run 
 its effect, before anything is written). Owned fields: instances, the parameters the request lists (others
 are left alone), resources, and, only when the request sets them, storage.size (grow only), the image
 (postgresVersion/imageName: minor update, or in-place major upgrade; never down), pg_hba and synchronous
-replication. An adopting request owns instances and parameters only when its raw spec sets them.
+replication, and the node maintenance window. An adopting request owns instances and parameters only when
+its raw spec sets them.
 """
 
 from __future__ import annotations
@@ -114,11 +115,34 @@ def cluster_changes(raw: Mapping[str, Any], cluster: Mapping[str, Any]) -> Clust
         out.changes.append(Change("resources", live.get("resources"), spec.resources.to_wire(), RESTART,
                                   "new Pods (rolling update)"))
 
+    _maintenance(spec, live.get("nodeMaintenanceWindow") or {}, out)
     if "storage" in raw:
         _storage(spec.storage.size, (live.get("storage") or {}).get("size"), out)
     if raw.get("postgresVersion") or raw.get("imageName"):
         _image(image_for(spec), cluster, out)
     return out
+
+
+def maintenance_meaning(window: Mapping[str, Any]) -> str:
+    """What a nodeMaintenanceWindow means to CloudNativePG, for the dry run."""
+    if not window.get("inProgress"):
+        return "node maintenance over: CloudNativePG protects the instances from node drains again"
+    if window.get("reusePVC") is False:
+        return ("node maintenance in progress: nodes can be drained; an instance on a drained node is recreated "
+                "on another node with a NEW volume (cloned again; needs instances > 1)")
+    return ("node maintenance in progress: nodes can be drained; an instance on a drained node waits for the "
+            "node to come back and keeps its volume (reusePVC)")
+
+
+def _maintenance(spec: PgClusterRequestSpec, live: Mapping[str, Any], out: ClusterChanges) -> None:
+    if spec.node_maintenance_window is None:
+        return
+    wanted = spec.node_maintenance_window.to_wire()
+    if all(live.get(key) == value for key, value in wanted.items()):
+        return
+    out.patch["nodeMaintenanceWindow"] = wanted
+    out.changes.append(Change("nodeMaintenanceWindow", dict(live) or None, wanted, ONLINE,
+                              maintenance_meaning({**live, **wanted})))
 
 
 def _storage(wanted: str, current: str | None, out: ClusterChanges) -> None:

@@ -173,6 +173,17 @@ def _fixed_parameters_refused(value: dict[str, str]) -> dict[str, str]:
     return value
 
 
+class NodeMaintenanceWindowSpec(CamelModel):
+    """Node maintenance (CNPG spec.nodeMaintenanceWindow, api/v1/cluster_types.go NodeMaintenanceWindow)."""
+
+    in_progress: bool = Field(description="A node maintenance is in progress: CloudNativePG lets the node be "
+                                          "drained (no PodDisruptionBudget blocks it).")
+    reuse_pvc: bool | None = Field(default=None, alias="reusePVC",
+                                   description="true (CNPG's default): an instance on a drained node waits for the "
+                                               "node and keeps its volume; false: it is recreated on another node "
+                                               "with a new volume (needs instances > 1).")
+
+
 class SynchronousSpec(CamelModel):
     """Synchronous replication (CNPG spec.postgresql.synchronous, api/v1/cluster_types.go)."""
 
@@ -244,6 +255,9 @@ class PgClusterRequestSpec(CamelModel):
         default=None,
         description="Let the MCP gateway run read-only SQL on this cluster (off by default; "
                     "docs/diagnosis.md).")
+    node_maintenance_window: NodeMaintenanceWindowSpec | None = Field(
+        default=None, description="Node maintenance window (CNPG spec.nodeMaintenanceWindow): set inProgress "
+                                  "while the Kubernetes nodes are drained, unset it afterwards.")
 
 
 class ReadOnlyQueriesStatus(CamelModel):

@@ -1,6 +1,7 @@
 """update_postgres_cluster: configuration changes through the cluster's PgClusterRequest (toolset clusters).
 
-PostgreSQL parameters, pg_hba, resources, storage size, synchronous replication and the major version. The
+PostgreSQL parameters, pg_hba, resources, storage size, synchronous replication, the major version and the node
+maintenance window. The
 diff and the effect of each change (reload, restart, in-place major upgrade) come from
 cnpg_mcp_api/cluster_changes.py, the same code the operator applies, so the preview is what will happen.
 """
@@ -35,7 +36,8 @@ HEADLINES = {
 
 def spec_patch(current: Mapping[str, Any], *, parameters: Mapping[str, str] | None, pg_hba: list[str] | None,
                requests: Mapping[str, str] | None, limits: Mapping[str, str] | None, storage_size: str | None,
-               synchronous: Mapping[str, Any], postgres_version: str | None) -> dict[str, Any]:
+               synchronous: Mapping[str, Any], postgres_version: str | None,
+               maintenance: Mapping[str, bool] | None = None) -> dict[str, Any]:
     """The merge patch of the request's spec for the arguments given (only those)."""
     patch: dict[str, Any] = {}
     if parameters:
@@ -57,6 +59,8 @@ def spec_patch(current: Mapping[str, Any], *, parameters: Mapping[str, str] | No
         patch["postgresVersion"] = postgres_version
         if current.get("imageName"):
             patch["imageName"] = None
+    if maintenance:
+        patch["nodeMaintenanceWindow"] = {**(current.get("nodeMaintenanceWindow") or {}), **maintenance}
     return patch
 
 
@@ -101,16 +105,24 @@ async def update_postgres_cluster(
         pattern=r"^[0-9]{2}(\.[0-9]+)?$")] = None,
     confirm_major_upgrade: Annotated[bool, Field(
         description="Must be true to start a major upgrade (all instances stop while pg_upgrade runs)")] = False,
+    maintenance_in_progress: Annotated[bool | None, Field(
+        description="Node maintenance window: true while Kubernetes nodes are drained (CloudNativePG lets "
+                    "them drain), false when it is over")] = None,
+    reuse_pvc: Annotated[bool | None, Field(
+        description="During node maintenance: true (default) an instance waits for its node and keeps its volume; "
+                    "false it is recreated elsewhere on a new volume (instances > 1)")] = None,
     namespace: Namespace = None, dry_run: DryRun = False,
 ) -> CallToolResult:
     """Use to change a cluster's configuration: PostgreSQL parameters, pg_hba, CPU/memory, storage size (grow
-    only), synchronous replication, or the major version (in-place upgrade).
+    only), synchronous replication, the major version (in-place upgrade), or the node maintenance window.
     Says for each change whether PostgreSQL reloads, every instance restarts, or all instances stop for
     pg_upgrade; dry_run shows that without changing anything. Writes the cluster's PgClusterRequest (a
     cluster not created through cnpg-mcp is adopted, owning only what is changed here)."""
     ns = gw.namespace(namespace)
     synchronous = {k: v for k, v in (("method", synchronous_method), ("number", synchronous_number),
                                      ("dataDurability", data_durability), ("failoverQuorum", failover_quorum))
+                   if v is not None}
+    maintenance = {k: v for k, v in (("inProgress", maintenance_in_progress), ("reusePVC", reuse_pvc))
                    if v is not None}
     async with gw.acting(f"updating cluster {ns}/{name}"):
         cluster, request = await _existing(gw, ns, name)
@@ -125,10 +137,12 @@ async def update_postgres_cluster(
             current_live = ((cluster.get("spec") or {}).get("postgresql") or {}).get("synchronous") or {}
             synchronous = {**{k: current_live[k] for k in ("method", "number") if k in current_live}, **synchronous}
         patch = spec_patch(current, parameters=parameters, pg_hba=pg_hba, requests=requests, limits=limits,
-                           storage_size=storage_size, synchronous=synchronous, postgres_version=postgres_version)
+                           storage_size=storage_size, synchronous=synchronous, postgres_version=postgres_version,
+                           maintenance=maintenance)
         if not patch:
             raise errors.tool_error(errors.INVALID_ARGUMENT, "nothing to change: give parameters, pg_hba, "
-                                    "requests/limits, storage_size, synchronous_* or postgres_version")
+                                    "requests/limits, storage_size, synchronous_*, postgres_version or "
+                                    "maintenance_in_progress/reuse_pvc")
         new_spec = merged(current, patch)
         intents.validated_spec(PgClusterRequestSpec, new_spec)
         changes = cluster_changes(new_spec, cluster)

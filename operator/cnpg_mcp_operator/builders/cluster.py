@@ -28,6 +28,8 @@ def build_cluster(body: Mapping[str, Any]) -> Json:
         cluster_spec["postgresql"]["synchronous"] = synchronous
     if spec.resources is not None:
         cluster_spec["resources"] = spec.resources.to_wire()
+    if spec.node_maintenance_window is not None:
+        cluster_spec["nodeMaintenanceWindow"] = spec.node_maintenance_window.to_wire()
     restored = recovery_bootstrap(spec)
     if restored is not None:
         cluster_spec["bootstrap"], cluster_spec["externalClusters"] = restored
@@ -64,9 +66,9 @@ def build_cluster_patch(body: Mapping[str, Any], cluster: Mapping[str, Any]) -> 
 
     Owned: instances, the parameters the request lists (others are left alone), resources when the
     request sets them; storage.size (grow only), the image (never a lower major), pg_hba and synchronous
-    replication when the request sets them. An adopting request owns instances and parameters only when
-    its raw spec sets them (the CRD has no schema default for instances, so "set" is visible). Bootstrap
-    is a creation-time choice and never patched.
+    replication and the node maintenance window when the request sets them. An adopting request owns
+    instances and parameters only when its raw spec sets them (the CRD has no schema default for instances,
+    so "set" is visible). Bootstrap is a creation-time choice and never patched.
     """
     changes = cluster_changes_for(body, cluster)
     if changes.refusals or not changes.patch:
