@@ -10,11 +10,17 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pytest
+from mcp import Client
+
 from tests.integration.conftest import Intents, OperatorProcess
+from tests.integration.gateway_helpers import ok, text
+from tests.integration.test_gateway_backups import anyio_backend, gateway
 from tests.integration.test_operator_backups import BACKUP_KIND, CNPG, SCHEDULE_KIND, get
 from tests.integration.test_operator_roles import make_cluster
 
 CNPG_REASON = "missing VolumeSnapshot CRD"
+__all__ = ["anyio_backend", "gateway"]  # fixtures reused from test_gateway_backups
 
 
 def assert_refusal_reported_once(intents: Intents, kind: str, namespace: str, name: str) -> None:
@@ -50,3 +56,17 @@ def test_a_refused_schedule_is_reported_with_cnpgs_reason(operator: OperatorProc
     intents.wait_for(SCHEDULE_KIND, namespace, name,
                      lambda o: (Intents.ready(o) or {}).get("reason") != "Invalid", "out of Invalid")
     assert (get(k8s, CNPG, namespace, "scheduledbackups", name) or {})["spec"]["method"] == "plugin"
+
+
+@pytest.mark.anyio
+async def test_schedule_postgres_backup_reports_cnpgs_refusal(gateway: Any, namespace: str,
+                                                              intents: Intents) -> None:
+    cluster = make_cluster(intents, namespace)
+    async with Client(gateway) as mcp:
+        answer = await mcp.call_tool("schedule_postgres_backup", {
+            "cluster_name": cluster, "schedule": "0 0 2 * * *", "method": "volumeSnapshot",
+            "namespace": namespace})
+    state = ok(answer)["state"]
+    assert state["ready"] is False and state["reason"] == "Invalid", state
+    assert "not ready (Invalid): CloudNativePG refused the ScheduledBackup" in text(answer), text(answer)
+    assert CNPG_REASON in text(answer)
