@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from cnpg_mcp_api.conditions import ready_reason
 from cnpg_mcp_api.models import PgBackupScheduleRequestSpec
 from cnpg_mcp_operator.backup_readiness import scheduled_backup_verdict
 from cnpg_mcp_operator.builders.backup import build_scheduled_backup
@@ -19,6 +18,7 @@ from cnpg_mcp_operator.handlers.common import (
     BACKUP_SCHEDULE_REQUESTS,
     create_or_get,
     finish_deletion,
+    produce_again,
     spec_problem,
     verdict_status,
 )
@@ -47,12 +47,8 @@ async def refresh_status(rt: Runtime, body: Json, views: CnpgViews) -> None:
 
 
 def needs_reconcile(_: Runtime, body: Json, views: CnpgViews) -> bool:
-    if body["metadata"].get("deletionTimestamp"):
-        return False
     meta = body["metadata"]
-    return (views.scheduled_backup(meta["namespace"], meta["name"]) is None
-            or (body.get("status") or {}).get("observedGeneration") != meta.get("generation")
-            or ready_reason(body) == "ClusterNotFound")
+    return produce_again(body, views.scheduled_backup(meta["namespace"], meta["name"]), ("ClusterNotFound",))
 
 
 async def _update(rt: Runtime, body: Json, views: CnpgViews, *, produce: bool) -> None:
