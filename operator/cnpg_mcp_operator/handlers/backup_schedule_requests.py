@@ -19,6 +19,7 @@ from cnpg_mcp_operator.handlers.common import (
     BACKUP_SCHEDULE_REQUESTS,
     create_or_get,
     finish_deletion,
+    produce_again,
     refusal_verdict,
     spec_problem,
     verdict_status,
@@ -48,14 +49,10 @@ async def refresh_status(rt: Runtime, body: Json, views: CnpgViews) -> None:
 
 
 def needs_reconcile(_: Runtime, body: Json, views: CnpgViews) -> bool:
-    if body["metadata"].get("deletionTimestamp"):
-        return False
     meta = body["metadata"]
     if ready_reason(body) == "Invalid":  # only a spec change helps (it reconciles on its own)
         return False
-    return (views.scheduled_backup(meta["namespace"], meta["name"]) is None
-            or (body.get("status") or {}).get("observedGeneration") != meta.get("generation")
-            or ready_reason(body) == "ClusterNotFound")
+    return produce_again(body, views.scheduled_backup(meta["namespace"], meta["name"]), ("ClusterNotFound",))
 
 
 async def _update(rt: Runtime, body: Json, views: CnpgViews, *, produce: bool) -> None:

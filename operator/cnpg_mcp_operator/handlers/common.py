@@ -10,7 +10,7 @@ import kopf
 from pydantic import BaseModel, ValidationError
 
 from cnpg_mcp_api import constants
-from cnpg_mcp_api.conditions import READY
+from cnpg_mcp_api.conditions import READY, ready_reason
 from cnpg_mcp_api.policy import role_request_violations
 from cnpg_mcp_operator.builders.status import make_condition
 from cnpg_mcp_operator.deletion import Plan
@@ -191,3 +191,13 @@ def spec_problem(model: type[BaseModel], body: Mapping[str, Any]) -> Verdict | N
         )
         return Verdict(False, "Invalid", f"invalid spec: {problems}")
     return None
+
+
+def produce_again(body: Mapping[str, Any], produced: Mapping[str, Any] | None, retry_reasons: Collection[str]) -> bool:
+    """After a CNPG event, for a request that produces one object: produce again when that object is missing, the
+    spec changed since the last reconcile, or the last verdict was one the event may lift (its Cluster appeared)."""
+    meta = body["metadata"]
+    if meta.get("deletionTimestamp"):
+        return False
+    return (produced is None or (body.get("status") or {}).get("observedGeneration") != meta.get("generation")
+            or ready_reason(body) in retry_reasons)

@@ -20,6 +20,7 @@ from cnpg_mcp_operator.drift import merge_patch, owned_by
 from cnpg_mcp_operator.handlers.common import (
     DATABASE_REQUESTS,
     apply_release,
+    produce_again,
     run_deletion,
     spec_problem,
     verdict_status,
@@ -96,12 +97,8 @@ async def refresh_status(rt: Runtime, body: Json, views: CnpgViews) -> None:
 
 def needs_reconcile(_: Runtime, body: Json, views: CnpgViews) -> bool:
     """After a CNPG event: must the Database be (re)created, e.g. once its Cluster appeared?"""
-    if body["metadata"].get("deletionTimestamp"):
-        return False
-    database = views.database(body["metadata"]["namespace"], body["metadata"]["name"])
-    status = body.get("status") or {}
-    return (status.get("observedGeneration") != body["metadata"].get("generation")
-            or ready_reason(body) == "ClusterNotFound" or database is None)
+    meta = body["metadata"]
+    return produce_again(body, views.database(meta["namespace"], meta["name"]), ("ClusterNotFound",))
 
 
 RETAIN_HINT = "set spec.databaseReclaimPolicy: retain to keep the database and finish the deletion"

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from cnpg_mcp_api.conditions import ready_reason
 from cnpg_mcp_api.models import PgPoolerRequestSpec
 from cnpg_mcp_operator.builders.pooler import build_pooler, pooler_patch
 from cnpg_mcp_operator.drift import owned_by
@@ -19,6 +18,7 @@ from cnpg_mcp_operator.handlers.common import (
     POOLER_REQUESTS,
     create_or_get,
     finish_deletion,
+    produce_again,
     spec_problem,
     verdict_status,
 )
@@ -51,12 +51,8 @@ async def refresh_status(rt: Runtime, body: Json, views: CnpgViews) -> None:
 
 
 def needs_reconcile(_: Runtime, body: Json, views: CnpgViews) -> bool:
-    if body["metadata"].get("deletionTimestamp"):
-        return False
     meta = body["metadata"]
-    return (views.pooler(meta["namespace"], meta["name"]) is None
-            or (body.get("status") or {}).get("observedGeneration") != meta.get("generation")
-            or ready_reason(body) in REFUSED)
+    return produce_again(body, views.pooler(meta["namespace"], meta["name"]), REFUSED)
 
 
 async def _update(rt: Runtime, body: Json, views: CnpgViews, *, produce: bool) -> None:
