@@ -407,6 +407,10 @@ async def schedule_postgres_backup(
     if dry_run:
         return result(f"Dry run: schedule {ns}/{name} would be {action} (nothing written): "
                       f"'{data['schedule']}' for cluster '{ns}/{cluster_name}'.\n{when}", data)
+    if state is not None and state.get("reason") == "Invalid":  # CNPG refused the ScheduledBackup: say so first
+        return result(f"NOT scheduled: CloudNativePG refused the schedule {ns}/{name} for cluster "
+                      f"'{ns}/{cluster_name}' (the request was {action}; fix its spec and call again).\n"
+                      f"State: {_state_line(state)}", data)
     return result(f"Schedule {ns}/{name} {action} for cluster '{ns}/{cluster_name}': '{data['schedule']}' "
                   f"({method}{', plus one backup now' if immediate and action == 'created' else ''}).\n{when}\n"
                   f"State: {_state_line(state)}", data)

@@ -69,4 +69,6 @@ async def test_schedule_postgres_backup_reports_cnpgs_refusal(gateway: Any, name
     state = ok(answer)["state"]
     assert state["ready"] is False and state["reason"] == "Invalid", state
     assert "not ready (Invalid): CloudNativePG refused the ScheduledBackup" in text(answer), text(answer)
+    headline = text(answer).splitlines()[0]  # claims no schedule CNPG refused
+    assert "NOT scheduled" in headline and " created " not in headline, text(answer)
     assert CNPG_REASON in text(answer)
