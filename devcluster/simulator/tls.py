@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -46,21 +47,30 @@ def ca_secret_body(cluster: Mapping[str, Any], ca_cert: bytes, ca_key: bytes) ->
     }
 
 
+# A TLS handshake carries the whole certificate: with the names of every Cluster a long test session ever
+# made, it outgrew what a client accepts ("SSL error: excessive message size", found by the full suite). The
+# certificate covers the most recently seen Clusters only; a test's own Clusters are always among them.
+MAX_CLUSTERS_NAMED = 32
+
+
 class ServerNames:
     """The names the shared server's certificate covers; re-issued only when a Cluster adds new ones."""
 
     def __init__(self, server: PostgresServer) -> None:
         self._server = server
-        self._names: set[str] = set()
+        self._clusters: OrderedDict[tuple[str, str], set[str]] = OrderedDict()
         self._lock = threading.Lock()
 
     def ensure(self, namespace: str, name: str) -> None:
-        wanted = cluster_server_names(namespace, name)
+        key = (namespace, name)
         with self._lock:
-            if wanted <= self._names:
+            if key in self._clusters:
+                self._clusters.move_to_end(key)
                 return
-            self._server.serve_tls_names(sorted(self._names | wanted))
-            self._names |= wanted
+            self._clusters[key] = cluster_server_names(namespace, name)
+            while len(self._clusters) > MAX_CLUSTERS_NAMED:
+                self._clusters.popitem(last=False)
+            self._server.serve_tls_names(sorted(set().union(*self._clusters.values())))
         log.info("server certificate re-issued for Cluster %s/%s's Service names", namespace, name)
 
     def ca_secret(self, cluster: Mapping[str, Any]) -> Json:
