@@ -20,11 +20,11 @@ def test_the_certificate_names_only_the_most_recent_clusters() -> None:
     server = Server()
     names = ServerNames(server)  # type: ignore[arg-type]
     for i in range(MAX_CLUSTERS_NAMED * 3):
-        names.ensure(f"ns{i}", "db")
+        names.ensure(f"ns{i}", f"db{i}")
     last: Any = set(server.issued[-1])
-    assert len(last) == MAX_CLUSTERS_NAMED * len(cluster_server_names("ns0", "db"))
-    assert cluster_server_names(f"ns{MAX_CLUSTERS_NAMED * 3 - 1}", "db") <= last
-    assert not cluster_server_names("ns0", "db") & last
+    assert len(last) == MAX_CLUSTERS_NAMED * len(cluster_server_names("ns0", "db0"))
+    assert cluster_server_names(f"ns{MAX_CLUSTERS_NAMED * 3 - 1}", f"db{MAX_CLUSTERS_NAMED * 3 - 1}") <= last
+    assert not cluster_server_names("ns0", "db0") & last
 
 
 def test_a_known_cluster_is_not_reissued() -> None:
