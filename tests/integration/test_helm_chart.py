@@ -15,7 +15,7 @@ import pytest
 import yaml
 from mcp import Client
 
-from devcluster.controlplane import BUILD_SCRIPT, ControlPlane
+from devcluster.controlplane import BUILD_SCRIPT, ControlPlane, wait_requester_stamping
 from devcluster.postgres import PostgresServer
 from tests.integration.conftest import Intents, OperatorProcess
 from tests.integration.gateway_helpers import gateway_server, ok, secret_password, unique
@@ -145,7 +145,7 @@ def test_oidc_values_reach_the_gateway_and_toggles_render(helm: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def installed(helm: str, control_plane: ControlPlane) -> Iterator[str]:
+def installed(helm: str, control_plane: ControlPlane, k8s: Any) -> Iterator[str]:
     """`helm install` into the control plane. deploy/ may already be applied in this session (same object
     names, fields owned by kubectl's server-side apply): --take-ownership and --force-conflicts let the release
     adopt them, so the test holds in any order."""
@@ -159,6 +159,10 @@ def installed(helm: str, control_plane: ControlPlane) -> Iterator[str]:
                   "--kubeconfig", str(control_plane.kubeconfig))
     assert removed.returncode == 0, removed.stderr
     kubectl(control_plane, "apply", "--server-side", "--force-conflicts", "-k", str(REPO / "deploy"))
+    # The uninstall removed the admission policies and the apply re-created them; they take effect one by one,
+    # and an intent created in between is refused by the immutability policy before the requester policy stamps
+    # it (found by the next test in the full suite). Later tests start once stamping works again.
+    wait_requester_stamping(k8s)
 
 
 def test_helm_install_creates_the_release(installed: str, control_plane: ControlPlane) -> None:
