@@ -110,7 +110,8 @@ class Handler(Protocol):
 
     kind: ClassVar[str]  # the first element of this handler's queue keys
     # Optional `worker_group: ClassVar[str]` (default "operator"): handlers of one group share one
-    # worker and queue; only the "operator" group may touch PostgreSQL.
+    # queue; optional `workers: ClassVar[int]` (default 1): how many workers that queue runs (a key is
+    # never worked by two at once). PostgreSQL connections are per worker thread (pg.py).
 
     def watches(self) -> Sequence[WatchSpec]:
         """The list+watches that feed this handler (usually one, on its own kind)."""
@@ -138,5 +139,9 @@ class OwnKindHandler:
         return [WatchSpec(self.plural, custom_objects(self.plural), self._event)]
 
     def _event(self, event_type: str, obj: Json) -> None:
-        if self._changes.is_news(event_type, obj):
+        # is_news first: it remembers what this event shows, also when the event is our own echo.
+        # The echo of the simulator's own finalizer patch is no news (it cost every DatabaseRole a
+        # second reconcile: ~4 more round trips).
+        own_echo = event_type == "MODIFIED" and self._ctx.kube.is_own_write(self.plural, obj)
+        if self._changes.is_news(event_type, obj) and not own_echo:
             self._ctx.enqueue((self.kind, obj["metadata"]["namespace"], obj["metadata"]["name"]))

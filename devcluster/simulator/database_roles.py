@@ -21,11 +21,16 @@ from devcluster.simulator.roles import DesiredRole, apply_role, desired_role, dr
 
 log = logging.getLogger("cnpg-simulator")
 PLURAL = "databaseroles"
+DATABASE_ROLE_WORKERS = 4
 
 
 class DatabaseRoleHandler(OwnKindHandler):
     kind: ClassVar[str] = "databaserole"
     plural: ClassVar[str] = PLURAL
+    # Its own queue and workers: a burst of role intents is applied in parallel (issue #14), not behind
+    # Clusters and Databases. Each worker has its own PostgreSQL connection (pg.py).
+    worker_group: ClassVar[str] = "databaseroles"
+    workers: ClassVar[int] = DATABASE_ROLE_WORKERS
 
     def reconcile(self, namespace: str, name: str) -> bool:
         key: Key = (self.kind, namespace, name)

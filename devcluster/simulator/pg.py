@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -19,25 +20,33 @@ SESSION_OPTIONS = "-c lock_timeout=5s -c statement_timeout=60s"
 
 
 class Postgres:
-    """Superuser access to the shared server (one connection, re-opened when it breaks)."""
+    """Superuser access to the shared server: one connection per worker thread (a transaction of one
+    worker never interleaves with another's), re-opened when it breaks."""
 
     def __init__(self, server: PostgresServer) -> None:
         self._server = server
-        self._conn: psycopg.Connection[Any] | None = None
+        self._local = threading.local()
+        self._all: list[psycopg.Connection[Any]] = []
+        self._lock = threading.Lock()
 
     def conn(self) -> psycopg.Connection[Any]:
-        if self._conn is None or self._conn.closed or self._conn.broken:
-            self._conn = psycopg.connect(self._server.superuser_dsn(), autocommit=True,
-                                         options=SESSION_OPTIONS)
-        return self._conn
+        conn: psycopg.Connection[Any] | None = getattr(self._local, "conn", None)
+        if conn is None or conn.closed or conn.broken:
+            conn = psycopg.connect(self._server.superuser_dsn(), autocommit=True, options=SESSION_OPTIONS)
+            self._local.conn = conn
+            with self._lock:
+                self._all = [c for c in self._all if not c.closed] + [conn]
+        return conn
 
     @property
     def server(self) -> PostgresServer:
         return self._server
 
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
+        with self._lock:
+            connections, self._all = self._all, []
+        for conn in connections:
+            conn.close()
 
     def read_role(self, name: str) -> ActualRole | None:
         row = self.conn().execute(

@@ -213,6 +213,8 @@ def apply_role(pg: Postgres, desired: DesiredRole, password: str | None, secret_
     actual = pg.read_role(desired.name)
     action = password_action(desired, actual, password, secret_version, applied_version)
     statements = plan_role(desired, actual, action)
+    if not statements and actual is not None:
+        return actual.xmin  # nothing changed: no second read
     if statements:
         pg.run_in_transaction(statements)
         log.info("role %s %s", desired.name, "created" if actual is None else "altered")

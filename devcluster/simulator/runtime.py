@@ -1,8 +1,11 @@
-"""The simulator's runtime: list+watch per handler, a work queue and a worker per worker group,
+"""The simulator's runtime: list+watch per handler, a work queue and its workers per worker group,
 failure isolation.
 
-The "operator" worker reconciles one CNPG key at a time (PostgreSQL never sees concurrent DDL from
-the simulator); the "kubelet" worker (Pod status, Pod deletion) runs beside it, as a kubelet does.
+The "operator" worker reconciles one CNPG key at a time; DatabaseRoles have a group of their own with
+several workers (a burst of role intents would otherwise wait in one line: ~5 API round trips each),
+as CNPG's controllers reconcile different objects concurrently; a queue never hands one key to two
+workers at once (workqueue.py). The "kubelet" worker (Pod status, Pod deletion) runs beside them, as
+a kubelet does.
 Failure isolation: a key whose reconcile fails or raises is retried with exponential, capped backoff
 in the queue's retry lane, which only runs when no fresh work waits (workqueue.py); a reconcile
 cannot wait forever on PostgreSQL (lock and statement timeouts, pg.py); and the echo of the
@@ -43,8 +46,13 @@ SLOW_RECONCILE_S = 5.0
 
 
 def worker_group(handler: Handler) -> str:
-    """Handlers of one group share a worker (one key at a time); the default group is "operator"."""
+    """Handlers of one group share a queue and its workers; the default group is "operator"."""
     return str(getattr(handler, "worker_group", "operator"))
+
+
+def group_workers(handlers: Sequence[Handler]) -> int:
+    """How many workers a group runs: the most any of its handlers asks for (`workers`, default 1)."""
+    return max((int(getattr(handler, "workers", 1)) for handler in handlers), default=1)
 
 
 class Simulator:
@@ -68,9 +76,12 @@ class Simulator:
 
     def work(self, queue: WorkQueue[Key]) -> None:
         while not self.stopping.is_set():
-            key = queue.get(timeout=1.0)
+            key = queue.claim(timeout=1.0)
             if key is not None:
-                self.process(queue, key)
+                try:
+                    self.process(queue, key)
+                finally:
+                    queue.release(key)
 
     def process(self, queue: WorkQueue[Key], key: Key) -> bool:
         """Reconciles one key; on failure schedules its retry. Never raises (the worker must live)."""
@@ -150,8 +161,9 @@ class Simulator:
             while not ready.wait(0.5):
                 if self.stopping.is_set():
                     return
-        workers = [threading.Thread(target=self.work, args=(queue,), name=f"worker-{group}", daemon=True)
-                   for group, queue in self.queues.items()]
+        workers = [threading.Thread(target=self.work, args=(queue,), name=f"worker-{group}-{index}", daemon=True)
+                   for group, queue in self.queues.items()
+                   for index in range(group_workers([h for h in self.handlers.values() if worker_group(h) == group]))]
         for worker in workers:
             worker.start()
         print(READY_LINE, flush=True)

@@ -4,6 +4,10 @@ Why two lanes: a key whose reconcile failed (a Cluster whose Services cannot be 
 PostgreSQL refuses to drop) is retried with exponential, capped backoff, and those retries only run
 when no fresh work (a watch event) is waiting. So a few hundred failing Clusters never delay a new,
 healthy one: its event is served before any retry. Pure (the clock is injected): unit-tested.
+
+Several workers may share one queue: claim() hands a key to one worker only, and a key added while it
+is being worked on waits until release(), so one object is never reconciled twice at once (as
+client-go's workqueue guarantees CNPG's controllers).
 """
 
 from __future__ import annotations
@@ -43,11 +47,16 @@ class WorkQueue(Generic[K]):
         self._retry_due: dict[K, float] = {}
         self._failures: dict[K, int] = {}
         self._sequence = 0
+        self._in_flight: set[K] = set()  # claimed, not yet released
+        self._deferred: set[K] = set()  # became ready while in flight: served after release()
         self._changed = threading.Condition()
 
     def add(self, key: K) -> None:
         """Fresh work (a watch event)."""
         with self._changed:
+            if key in self._in_flight:
+                self._deferred.add(key)
+                return
             if key in self._fresh_set:
                 return
             self._fresh_set.add(key)
@@ -85,10 +94,39 @@ class WorkQueue(Generic[K]):
 
     def get(self, timeout: float) -> K | None:
         """pop_ready(), waiting up to `timeout` seconds for something to become ready."""
+        return self._wait_for(self._pop_ready_locked, timeout)
+
+    def claim(self, timeout: float) -> K | None:
+        """get() for one of several workers: the key is theirs until release(key)."""
+        return self._wait_for(self._claim_locked, timeout)
+
+    def release(self, key: K) -> None:
+        """The worker is done with `key`: an add() or a due retry that came meanwhile is served now."""
+        with self._changed:
+            self._in_flight.discard(key)
+            if key in self._deferred:
+                self._deferred.discard(key)
+                if key not in self._fresh_set:
+                    self._fresh_set.add(key)
+                    self._fresh.append(key)
+                self._changed.notify()
+
+    def _claim_locked(self) -> K | None:
+        while True:
+            key = self._pop_ready_locked()
+            if key is None:
+                return None
+            if key in self._in_flight:  # a due retry of a key being worked on: after its release
+                self._deferred.add(key)
+                continue
+            self._in_flight.add(key)
+            return key
+
+    def _wait_for(self, pop: Callable[[], K | None], timeout: float) -> K | None:
         deadline = self._clock() + timeout
         with self._changed:
             while True:
-                key = self._pop_ready_locked()
+                key = pop()
                 if key is not None:
                     return key
                 now = self._clock()
@@ -101,7 +139,7 @@ class WorkQueue(Generic[K]):
 
     def __len__(self) -> int:
         with self._changed:
-            return len(self._fresh) + len(self._retry_due)
+            return len(self._fresh) + len(self._retry_due) + len(self._deferred - self._retry_due.keys())
 
     def _pop_ready_locked(self) -> K | None:
         if self._fresh:

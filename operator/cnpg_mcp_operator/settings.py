@@ -1,8 +1,8 @@
 """Kopf start-up: the operator's identity on the objects it handles, timeouts, and the shared runtime.
 
 Kopf's bookkeeping lives under this project's domain: its finalizer is `cnpg-mcp.io/finalizer`,
-and its progress and diff-base annotations are `cnpg-mcp.io/*`. CNPG objects never get any of them
-(they are only indexed and observed, see handlers/cnpg_observers.py).
+and its progress annotations are `cnpg-mcp.io/*`; its diff base is kept in memory (diffbase.py).
+CNPG objects never get any of them (they are only indexed and observed, see handlers/cnpg_observers.py).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import kopf
 from cnpg_mcp_api import constants
 from cnpg_mcp_operator import metrics
 from cnpg_mcp_operator.config import OperatorConfig
+from cnpg_mcp_operator.diffbase import MemoryDiffBaseStorage, UnmarkedProgressStorage
 from cnpg_mcp_operator.k8s import FIELD_MANAGER, Api, ApiError
 from cnpg_mcp_operator.registry import REGISTRY
 from cnpg_mcp_operator.runtime import Runtime, runtime_of
@@ -30,9 +31,10 @@ def apply_settings(settings: kopf.OperatorSettings, config: OperatorConfig) -> N
     # Standalone, peering name and priority come from kopf.operator() (see __main__.py).
     settings.peering.lifetime = config.peering_lifetime
     settings.persistence.finalizer = constants.FINALIZER
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=constants.KOPF_ANNOTATIONS_PREFIX)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=constants.KOPF_ANNOTATIONS_PREFIX, key="last-handled-configuration")
+    settings.persistence.progress_storage = UnmarkedProgressStorage(prefix=constants.KOPF_ANNOTATIONS_PREFIX)
+    # In memory, not an annotation: one API write less per intent, and no handler reads the diff
+    # (diffbase.py says why this is safe).
+    settings.persistence.diffbase_storage = MemoryDiffBaseStorage(prefix=constants.KOPF_ANNOTATIONS_PREFIX)
     # How long Kopf waits for the watch event of its own patch before handling an older body anyway.
     # Kopf's 5 s default is shorter than the watch lag under a burst (1,000 intents at once on 2 cores):
     # it then sees an intent without its diff-base annotation, runs the create handler a second time and
