@@ -41,8 +41,12 @@ VIA_HEADER = "Impersonate-Extra-" + quote(constants.VIA_USER_EXTRA, safe="")
 # test_gateway_etcd_outage.py). A healthy API server answers these requests in milliseconds.
 REQUEST_TIMEOUT = (3.0, 4.0)
 # A request that could not be answered makes the next requests fail at once for this long, without waiting
-# out their own timeout: one tool call reads several things, and every one would wait again.
+# out their own timeout: one tool call reads several things, and every one would wait again. Meanwhile one
+# short probe of the API server's /readyz (its etcd check included) at most every PROBE_INTERVAL lets requests
+# through again the moment it is back, instead of failing them for the rest of the hold.
 UNREACHABLE_HOLD = 3.0
+PROBE_INTERVAL = 0.5
+PROBE_TIMEOUT = (1.0, 1.0)
 # No read retries in urllib3 (its default retries a timed-out GET three times: a 4 s timeout became 16 s);
 # a connection refused is still retried once, which costs nothing.
 NO_READ_RETRIES = urllib3.Retry(total=1, connect=1, read=0, redirect=0, status=0, other=0)
@@ -92,9 +96,19 @@ class Readiness:
     def __init__(self, ttl: float = READY_TTL, clock: Callable[[], float] = time.monotonic) -> None:
         self.ttl, self._clock = ttl, clock
         self._seen: tuple[float, bool] | None = None
+        self._probed_at: float | None = None
 
     def record(self, reachable: bool) -> None:
         self._seen = (self._clock(), reachable)
+
+    def record_probe(self, ready: bool) -> None:
+        self._probed_at = self._clock()
+        self.record(ready)
+
+    def probe_due(self, hold: float, interval: float) -> bool:
+        """Requests are being held back (a failure within `hold`) and nobody asked /readyz in `interval`."""
+        return self.unreachable_within(hold) and (
+            self._probed_at is None or self._clock() - self._probed_at >= interval)
 
     def unreachable_within(self, seconds: float) -> bool:
         """The last observation was a failure to answer, at most `seconds` ago."""
@@ -143,6 +157,7 @@ class Kube:
         self.core = client.CoreV1Api(api_client)
         self.readiness = Readiness()
         self._readiness_check = anyio.Lock()
+        self._probe_lock = anyio.Lock()
         self._own_user: str | None = None  # learned at the first impersonated call
         self._own_user_asked = False
         self._own_user_lock = anyio.Lock()
@@ -243,9 +258,7 @@ class Kube:
         if headers:
             kwargs["_headers"] = headers
         kwargs.setdefault("_request_timeout", REQUEST_TIMEOUT)
-        if self.readiness.unreachable_within(UNREACHABLE_HOLD):
-            raise urllib3.exceptions.TimeoutError(
-                f"the Kubernetes API did not answer a request in the last {UNREACHABLE_HOLD:.0f} s")
+        await self._admit()
         try:
             result = await anyio.to_thread.run_sync(lambda: fn(*args, **kwargs))
         except ApiException:
@@ -256,6 +269,27 @@ class Kube:
             raise
         self.readiness.record(True)
         return result
+
+    async def _admit(self) -> None:
+        """Fail fast while the API server recently did not answer, unless a shared /readyz probe says it is back."""
+        if not self.readiness.unreachable_within(UNREACHABLE_HOLD):
+            return
+        async with self._probe_lock:  # one probe at a time; the others wait for its answer
+            if self.readiness.probe_due(UNREACHABLE_HOLD, PROBE_INTERVAL):
+                self.readiness.record_probe(await anyio.to_thread.run_sync(self._api_ready))
+        if self.readiness.unreachable_within(UNREACHABLE_HOLD):
+            raise urllib3.exceptions.TimeoutError(
+                f"the Kubernetes API did not answer a request in the last {UNREACHABLE_HOLD:.0f} s")
+
+    def _api_ready(self) -> bool:
+        """The API server's own /readyz (open to every authenticated user): 200 only when etcd answers it."""
+        try:
+            method, url, headers, body, post = self.api_client.param_serialize(
+                "GET", "/readyz", auth_settings=["BearerToken"])
+            response = self.api_client.call_api(method, url, headers, body, post, _request_timeout=PROBE_TIMEOUT)
+        except (ApiException, urllib3.exceptions.HTTPError, OSError):
+            return False
+        return bool(response.status == 200)
 
     # ------------------------------------------------------------------ reads
     async def get(self, group: str, version: str, plural: str, namespace: str, name: str) -> dict[str, Any]:

@@ -22,3 +22,20 @@ def test_a_timed_out_read_is_not_retried_and_the_timeout_is_seconds() -> None:
     assert NO_READ_RETRIES.read == 0  # urllib3's default retried a timed-out GET three times
     connect, read = REQUEST_TIMEOUT
     assert connect + read <= 10 and read <= 5
+
+
+def test_while_held_back_one_probe_at_a_time_may_let_requests_through_again() -> None:
+    # The full suite saw get_cluster_status answer [UNAVAILABLE] 2.5 s after etcd was back: the hold ignored
+    # that the API server had recovered. A /readyz probe (at most every interval) now ends the hold.
+    now = [100.0]
+    readiness = Readiness(ttl=10, clock=lambda: now[0])
+    assert not readiness.probe_due(3, 0.5)  # nothing held back
+    readiness.record(False)
+    assert readiness.probe_due(3, 0.5)
+    readiness.record_probe(False)  # still down: requests keep failing fast, no new probe for a moment
+    now[0] = 100.4
+    assert readiness.unreachable_within(3) and not readiness.probe_due(3, 0.5)
+    now[0] = 100.5
+    assert readiness.probe_due(3, 0.5)
+    readiness.record_probe(True)  # back: requests go through at once
+    assert not readiness.unreachable_within(3) and not readiness.probe_due(3, 0.5)
