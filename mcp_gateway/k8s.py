@@ -7,6 +7,7 @@ construction: `write_intent`, `patch_intent` and `delete_intent` are the only wr
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -35,7 +36,20 @@ _GROUP_SEPARATOR = "\n"  # never valid inside a header value, so safe to split o
 # Impersonate-Extra-<key>: the API server lower-cases the key and percent-decodes it (url.PathUnescape),
 # so the `/` of a domain-prefixed key travels as %2F.
 VIA_HEADER = "Impersonate-Extra-" + quote(constants.VIA_USER_EXTRA, safe="")
-REQUEST_TIMEOUT = 30
+# (connect, read) seconds for one request. Short: while etcd is away kube-apiserver accepts requests and never
+# answers them, and a tool must then say [UNAVAILABLE] within seconds, not hang (tests/reliability
+# test_gateway_etcd_outage.py). A healthy API server answers these requests in milliseconds.
+REQUEST_TIMEOUT = (3.0, 4.0)
+# A request that could not be answered makes the next requests fail at once for this long, without waiting
+# out their own timeout: one tool call reads several things, and every one would wait again. Meanwhile one
+# short probe of the API server's /readyz (its etcd check included) at most every PROBE_INTERVAL lets requests
+# through again the moment it is back, instead of failing them for the rest of the hold.
+UNREACHABLE_HOLD = 3.0
+PROBE_INTERVAL = 0.5
+PROBE_TIMEOUT = (1.0, 1.0)
+# No read retries in urllib3 (its default retries a timed-out GET three times: a 4 s timeout became 16 s);
+# a connection refused is still retried once, which costs nothing.
+NO_READ_RETRIES = urllib3.Retry(total=1, connect=1, read=0, redirect=0, status=0, other=0)
 READY_TTL = 10.0  # /readyz answers from what the gateway last saw for this long: no API call per probe
 DEFAULT_KUBECONFIG = "~/.kube/config"
 
@@ -82,9 +96,23 @@ class Readiness:
     def __init__(self, ttl: float = READY_TTL, clock: Callable[[], float] = time.monotonic) -> None:
         self.ttl, self._clock = ttl, clock
         self._seen: tuple[float, bool] | None = None
+        self._probed_at: float | None = None
 
     def record(self, reachable: bool) -> None:
         self._seen = (self._clock(), reachable)
+
+    def record_probe(self, ready: bool) -> None:
+        self._probed_at = self._clock()
+        self.record(ready)
+
+    def probe_due(self, hold: float, interval: float) -> bool:
+        """Requests are being held back (a failure within `hold`) and nobody asked /readyz in `interval`."""
+        return self.unreachable_within(hold) and (
+            self._probed_at is None or self._clock() - self._probed_at >= interval)
+
+    def unreachable_within(self, seconds: float) -> bool:
+        """The last observation was a failure to answer, at most `seconds` ago."""
+        return self._seen is not None and not self._seen[1] and self._clock() - self._seen[0] < seconds
 
     def fresh(self) -> bool | None:
         """The recent observation, or None when there is none within the TTL (a check is due)."""
@@ -94,8 +122,10 @@ class Readiness:
 
 
 def _multi_value_headers(request: Callable[..., Any]) -> Callable[..., Any]:
-    """The generated client keeps one value per header; impersonation needs one Impersonate-Group per group."""
+    """The generated client keeps one value per header; impersonation needs one Impersonate-Group per group.
+    Also sets the retry policy (the generated client gives none, so urllib3's default applied)."""
     def wrapped(*args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("retries", NO_READ_RETRIES)
         headers = kwargs.get("headers")
         if headers and _GROUP_SEPARATOR in str(headers.get("Impersonate-Group", "")):
             multi = urllib3.HTTPHeaderDict()
@@ -105,6 +135,16 @@ def _multi_value_headers(request: Callable[..., Any]) -> Callable[..., Any]:
             kwargs["headers"] = multi
         return request(*args, **kwargs)
     return wrapped
+
+
+def _timed_lists(lister: Callable[..., Any]) -> Callable[..., Any]:
+    """The watch cache's lister with REQUEST_TIMEOUT on its lists (a mirror's first list is what a tool waits
+    for); its watches keep their own, long, timeouts."""
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        if not kwargs.get("watch"):
+            kwargs.setdefault("_request_timeout", REQUEST_TIMEOUT)
+        return lister(*args, **kwargs)
+    return functools.update_wrapper(timed, lister)  # Watch reads the lister's docstring
 
 
 class Kube:
@@ -117,11 +157,13 @@ class Kube:
         self.core = client.CoreV1Api(api_client)
         self.readiness = Readiness()
         self._readiness_check = anyio.Lock()
+        self._probe_lock = anyio.Lock()
         self._own_user: str | None = None  # learned at the first impersonated call
         self._own_user_asked = False
         self._own_user_lock = anyio.Lock()
-        self.cache = WatchCache(self.custom.list_namespaced_custom_object, namespace_exists=self._namespace_exists,
-                                max_mirrors=max_mirrors, idle_seconds=idle_seconds) if watch_cache else None
+        lister = _timed_lists(self.custom.list_namespaced_custom_object)
+        self.cache = WatchCache(lister, namespace_exists=self._namespace_exists, max_mirrors=max_mirrors,
+                                idle_seconds=idle_seconds) if watch_cache else None
 
     @classmethod
     def connect(cls, kubeconfig: str | None = None, *, watch_cache: bool = False, max_mirrors: int = 64,
@@ -216,6 +258,7 @@ class Kube:
         if headers:
             kwargs["_headers"] = headers
         kwargs.setdefault("_request_timeout", REQUEST_TIMEOUT)
+        await self._admit()
         try:
             result = await anyio.to_thread.run_sync(lambda: fn(*args, **kwargs))
         except ApiException:
@@ -226,6 +269,27 @@ class Kube:
             raise
         self.readiness.record(True)
         return result
+
+    async def _admit(self) -> None:
+        """Fail fast while the API server recently did not answer, unless a shared /readyz probe says it is back."""
+        if not self.readiness.unreachable_within(UNREACHABLE_HOLD):
+            return
+        async with self._probe_lock:  # one probe at a time; the others wait for its answer
+            if self.readiness.probe_due(UNREACHABLE_HOLD, PROBE_INTERVAL):
+                self.readiness.record_probe(await anyio.to_thread.run_sync(self._api_ready))
+        if self.readiness.unreachable_within(UNREACHABLE_HOLD):
+            raise urllib3.exceptions.TimeoutError(
+                f"the Kubernetes API did not answer a request in the last {UNREACHABLE_HOLD:.0f} s")
+
+    def _api_ready(self) -> bool:
+        """The API server's own /readyz (open to every authenticated user): 200 only when etcd answers it."""
+        try:
+            method, url, headers, body, post = self.api_client.param_serialize(
+                "GET", "/readyz", auth_settings=["BearerToken"])
+            response = self.api_client.call_api(method, url, headers, body, post, _request_timeout=PROBE_TIMEOUT)
+        except (ApiException, urllib3.exceptions.HTTPError, OSError):
+            return False
+        return bool(response.status == 200)
 
     # ------------------------------------------------------------------ reads
     async def get(self, group: str, version: str, plural: str, namespace: str, name: str) -> dict[str, Any]:

@@ -38,6 +38,18 @@ def _version(obj: dict[str, Any]) -> int:
         return 0
 
 
+def merge_listing(before: dict[str, dict[str, Any]], listed: dict[str, dict[str, Any]],
+                  list_version: int) -> dict[str, dict[str, Any]]:
+    """A fresh listing folded into what the mirror held: what the listing shows wins, except an object newer
+    than the listing itself (the gateway's own write, folded in after the API server took the list's
+    snapshot), which the watch from the listing's version would report again anyway."""
+    merged = dict(listed)
+    for name, obj in before.items():
+        if _version(obj) > list_version and _version(obj) > _version(listed.get(name) or {}):
+            merged[name] = obj
+    return merged
+
+
 class Mirror:
     def __init__(self, lister: Callable[..., Any], key: Key,
                  on_change: Callable[[str], None] | None = None) -> None:
@@ -109,14 +121,16 @@ class Mirror:
     def _relist(self) -> str:
         group, version, plural, namespace = self.key
         listing = self._lister(group, version, namespace, plural)
-        items = {o["metadata"]["name"]: o for o in listing.get("items", [])}
+        list_version = str(listing.get("metadata", {}).get("resourceVersion") or "")
+        listed = {o["metadata"]["name"]: o for o in listing.get("items", [])}
         with self._lock:
-            before, self._items = self._items, items
+            before = self._items
+            items = self._items = merge_listing(before, listed, _version(listing))
         if self._listed.is_set():  # a re-list: what changed while no watch was open
             for name in sorted(set(before) | set(items)):
                 if _version(before.get(name) or {}) != _version(items.get(name) or {}):
                     self._changed(name)
-        return str(listing.get("metadata", {}).get("resourceVersion") or "")
+        return list_version
 
     def _changed(self, name: str) -> None:
         if self._on_change is not None:

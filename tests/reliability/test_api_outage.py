@@ -8,6 +8,7 @@ import os
 import secrets
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any
 
@@ -70,16 +71,20 @@ def test_api_outage_mid_batch(
         batch.start()
         assert half_in.wait(60)
         down_at = time.monotonic()
-        with control_plane.outage(outage):
-            for tool, arguments in (
+        def ask(tool: str, arguments: dict[str, Any]) -> tuple[str, float, str]:
+            asked = time.monotonic()
+            result = mcp_clients.call(mcp, tool, arguments)
+            return tool, time.monotonic() - asked, _text(result).splitlines()[0][:120]
+
+        with control_plane.outage(outage), ThreadPoolExecutor(3) as pool:
+            # side by side, so that the outage lasts OUTAGE_S, not the sum of the answers' times
+            asking = [pool.submit(ask, tool, arguments) for tool, arguments in (
                 ("create_postgres_role", {"cluster_name": cluster, "role_name": f"during_{token}",
                                           "namespace": namespace, "dry_run": True}),
                 ("list_postgres_roles", {"cluster_name": cluster, "namespace": namespace}),
                 ("get_cluster_status", {"name": cluster, "namespace": namespace}),
-            ):
-                asked = time.monotonic()
-                result = mcp_clients.call(mcp, tool, arguments)
-                answers.append((tool, time.monotonic() - asked, _text(result).splitlines()[0][:120]))
+            )]
+            answers.extend(future.result() for future in asking)
             time.sleep(max(0.0, OUTAGE_S - (time.monotonic() - down_at)))
         back_at = time.monotonic()
         batch.join(timeout=120)

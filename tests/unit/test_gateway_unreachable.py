@@ -1,0 +1,41 @@
+"""While the API server does not answer, the gateway fails fast for a moment instead of waiting out every timeout."""
+
+from __future__ import annotations
+
+from mcp_gateway.k8s import NO_READ_RETRIES, REQUEST_TIMEOUT, Readiness
+
+
+def test_a_recent_unanswered_request_is_remembered_briefly() -> None:
+    now = [100.0]
+    readiness = Readiness(ttl=10, clock=lambda: now[0])
+    assert not readiness.unreachable_within(3)  # nothing seen
+    readiness.record(False)
+    now[0] = 102.9
+    assert readiness.unreachable_within(3)
+    now[0] = 103.0
+    assert not readiness.unreachable_within(3)  # time to ask again
+    readiness.record(True)
+    assert not readiness.unreachable_within(3)
+
+
+def test_a_timed_out_read_is_not_retried_and_the_timeout_is_seconds() -> None:
+    assert NO_READ_RETRIES.read == 0  # urllib3's default retried a timed-out GET three times
+    connect, read = REQUEST_TIMEOUT
+    assert connect + read <= 10 and read <= 5
+
+
+def test_while_held_back_one_probe_at_a_time_may_let_requests_through_again() -> None:
+    # The full suite saw get_cluster_status answer [UNAVAILABLE] 2.5 s after etcd was back: the hold ignored
+    # that the API server had recovered. A /readyz probe (at most every interval) now ends the hold.
+    now = [100.0]
+    readiness = Readiness(ttl=10, clock=lambda: now[0])
+    assert not readiness.probe_due(3, 0.5)  # nothing held back
+    readiness.record(False)
+    assert readiness.probe_due(3, 0.5)
+    readiness.record_probe(False)  # still down: requests keep failing fast, no new probe for a moment
+    now[0] = 100.4
+    assert readiness.unreachable_within(3) and not readiness.probe_due(3, 0.5)
+    now[0] = 100.5
+    assert readiness.probe_due(3, 0.5)
+    readiness.record_probe(True)  # back: requests go through at once
+    assert not readiness.unreachable_within(3) and not readiness.probe_due(3, 0.5)
