@@ -4,6 +4,7 @@ new Events, and lists no Events from the API once the namespace's mirror is fill
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -17,6 +18,7 @@ from mcp_gateway.config import GatewayConfig
 from mcp_gateway.k8s import Kube
 from mcp_gateway.server import build_server
 from tests.integration.gateway_helpers import ok, text
+from tests.integration.test_deploy_rbac import NAMESPACE, deployed, token_kubeconfig  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.anyio
 
@@ -90,5 +92,30 @@ async def test_cached_status_events_match_the_api_and_follow_new_ones(
             assert time.monotonic() < deadline, "the new Event did not reach the mirror"
             await anyio.sleep(0.2)
         assert not [call for call in listed if "field_selector" in call]
+    finally:
+        kube.close()
+
+
+@pytest.mark.usefixtures("deployed")
+async def test_the_deployed_gateway_role_may_watch_events(
+    control_plane: ControlPlane, k8s: Any, namespace: str, tmp_path: Path
+) -> None:
+    """deploy/'s gateway role lets the Events mirror watch: it keeps running, nothing is refused."""
+    as_gateway = token_kubeconfig(control_plane, k8s, NAMESPACE, "cnpg-mcp-gateway", tmp_path / "gw")
+    client.CustomObjectsApi(k8s).create_namespaced_custom_object(
+        constants.CNPG_GROUP, constants.CNPG_VERSION, namespace, constants.CNPG_CLUSTERS,
+        {"apiVersion": constants.CNPG_API_VERSION, "kind": "Cluster", "metadata": {"name": "watched"},
+         "spec": {"instances": 1, "storage": {"size": "1Gi"}}})
+    post_event(k8s, namespace, "watched.00", "watched", "2026-01-01T00:00:01Z")
+    kube = Kube.connect(str(as_gateway), watch_cache=True)
+    assert kube.cache is not None
+    try:
+        answer = (await statuses(build_server(GatewayConfig(kubeconfig=str(as_gateway), watch_cache=True), kube),
+                                 namespace, "watched"))[0][0]
+        assert [event["message"] for event in answer] == ["watched.00 about watched"]
+        mirror = kube.cache.known(("", "v1", "events", namespace))
+        assert mirror is not None
+        await anyio.sleep(1.0)  # long enough for a refused watch to have stopped the mirror
+        assert mirror.running and not mirror.refused and not mirror.stopped
     finally:
         kube.close()
