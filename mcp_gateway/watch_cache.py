@@ -70,6 +70,7 @@ class Mirror:
         self._items: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
         self._listed = threading.Event()
+        self._synced = False  # a list has succeeded: from then on the mirror answers, empty or not
         self._stopped = threading.Event()
         self._error: Exception | None = None
         self._response: Any = None  # the open watch response, so stop() can interrupt a blocking read
@@ -79,13 +80,13 @@ class Mirror:
     def wait_listed(self) -> None:
         if not self._listed.wait(FIRST_LIST_TIMEOUT):
             raise TimeoutError(f"no initial list for {self.key}")
-        if self._error is not None and not self._items:
+        if self._error is not None and not self._synced:
             raise self._error
 
     @property
     def served(self) -> bool:
         """Listed, and able to answer: what `wait_listed` would return at once without raising."""
-        return self._listed.is_set() and (self._error is None or bool(self._items))
+        return self._listed.is_set() and (self._error is None or self._synced)
 
     @property
     def refused(self) -> bool:
@@ -156,6 +157,7 @@ class Mirror:
             items = _newest(items, self._shape, self._shape.capacity)
         with self._lock:
             before, self._items = self._items, items
+            self._synced = True
         if self._listed.is_set():  # a re-list: what changed while no watch was open
             for name in sorted(set(before) | set(items)):
                 if _version(before.get(name) or {}) != _version(items.get(name) or {}):

@@ -116,3 +116,27 @@ def test_a_shape_gives_a_kind_its_own_lister() -> None:
     assert [e["metadata"]["name"] for e in cache.mirror(KEY).list()] == ["e1"]
     assert events.lists == 1 and objects.lists == 0
     cache.stop()
+
+
+class Interrupted(Lister):
+    """Lists once (nothing there), then the watch breaks and every later list fails: the API server went away."""
+
+    def __call__(self, group: str, version: str, namespace: str, plural: str, **kwargs: Any) -> Any:
+        """:rtype: object"""
+        if kwargs.get("watch") or self.lists:
+            self.broken.set()
+            raise ConnectionResetError("the API server went away")
+        return super().__call__(group, version, namespace, plural, **kwargs)
+
+    broken = threading.Event()
+
+
+def test_an_empty_mirror_that_was_listed_answers_while_its_watch_is_broken() -> None:
+    """An empty namespace (no Events in the last hour is common) is an answer like any other: a broken watch
+    after a good list must not turn reads into errors (a mirror with objects already answers then)."""
+    lister = Interrupted([])
+    mirror = Mirror(lister, KEY)
+    assert lister.broken.wait(5)
+    mirror.wait_listed()
+    assert mirror.list() == [] and mirror.served
+    mirror.stop()
