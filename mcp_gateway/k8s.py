@@ -26,7 +26,7 @@ from kubernetes.config.incluster_config import SERVICE_TOKEN_FILENAME
 from cnpg_mcp_api import constants
 from cnpg_mcp_api.models import KINDS
 from mcp_gateway import errors, identity
-from mcp_gateway.watch_cache import Mirror, NamespaceNotFound, WatchCache
+from mcp_gateway.watch_cache import Mirror, NamespaceNotFound, Shape, WatchCache
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +147,44 @@ def _timed_lists(lister: Callable[..., Any]) -> Callable[..., Any]:
     return functools.update_wrapper(timed, lister)  # Watch reads the lister's docstring
 
 
+# ------------------------------------------------------------------ Events in the watch cache
+EVENTS = ("", "v1", "events")  # group, version, plural of core/v1 Events in a mirror key
+EVENTS_PER_NAMESPACE = 1000  # a mirror keeps the newest this many (an Event lives an hour: --event-ttl)
+_EVENT_FIELDS = ("type", "reason", "message", "lastTimestamp", "eventTime", "count")
+
+
+def _event_time(event: dict[str, Any]) -> str:
+    """What orders Events newest first (the same key with or without the cache)."""
+    return str(event.get("lastTimestamp") or event.get("eventTime") or "")
+
+
+def _slim_event(event: dict[str, Any]) -> dict[str, Any]:
+    """What get_cluster_status reads of an Event (and the mirror needs), nothing more: an Event is mostly
+    managed fields and source details."""
+    meta, involved = event.get("metadata") or {}, event.get("involvedObject") or {}
+    return {"metadata": {k: meta[k] for k in ("name", "namespace", "resourceVersion") if k in meta},
+            "involvedObject": {k: involved[k] for k in ("kind", "name") if k in involved},
+            **{k: event[k] for k in _EVENT_FIELDS if k in event}}
+
+
+def _event_shape(core: Any) -> Shape:
+    def list_events(group: str, version: str, namespace: str, plural: str, **kwargs: Any) -> Any:
+        """core/v1 Events of a namespace as plain JSON, in the custom-objects lister's calling convention.
+
+        :rtype: object
+        """
+        if kwargs.get("watch"):  # the watch passes _preload_content=False and reads the stream itself
+            return core.list_namespaced_event(namespace, **kwargs)
+        return json.loads(core.list_namespaced_event(namespace, _preload_content=False, **kwargs).data)
+
+    return Shape(lister=_timed_lists(list_events), project=_slim_event, capacity=EVENTS_PER_NAMESPACE, age=_event_time)
+
+
+def _about(name: str) -> Callable[[dict[str, Any]], bool]:
+    """The Events whose involvedObject is called `name` (the field selector the API call uses)."""
+    return lambda event: (event.get("involvedObject") or {}).get("name") == name
+
+
 class Kube:
     def __init__(self, api_client: Any, *, watch_cache: bool = False, max_mirrors: int = 64,
                  idle_seconds: float = 600.0) -> None:
@@ -161,9 +199,11 @@ class Kube:
         self._own_user: str | None = None  # learned at the first impersonated call
         self._own_user_asked = False
         self._own_user_lock = anyio.Lock()
-        lister = _timed_lists(self.custom.list_namespaced_custom_object)
-        self.cache = WatchCache(lister, namespace_exists=self._namespace_exists, max_mirrors=max_mirrors,
-                                idle_seconds=idle_seconds) if watch_cache else None
+        self.cache = WatchCache(_timed_lists(self.custom.list_namespaced_custom_object),
+                                namespace_exists=self._namespace_exists, max_mirrors=max_mirrors,
+                                idle_seconds=idle_seconds,
+                                shapes={(EVENTS[0], EVENTS[2]): _event_shape(self.core)}) if watch_cache else None
+        self._events_watched = True  # until the API server refuses the gateway a watch on Events
 
     @classmethod
     def connect(cls, kubeconfig: str | None = None, *, watch_cache: bool = False, max_mirrors: int = 64,
@@ -194,9 +234,12 @@ class Kube:
         """The read mirror to use, or None: no cache, or an impersonated call (the user's RBAC must decide)."""
         if self.cache is None or identity.impersonated() is not None:
             return None
-        cache = self.cache
+        cache, key = self.cache, (group, version, plural, namespace)
+        ready = cache.ready(key)  # a filled mirror answers without a worker thread
+        if ready is not None:
+            return ready
         try:
-            return await anyio.to_thread.run_sync(lambda: cache.mirror((group, version, plural, namespace)))
+            return await anyio.to_thread.run_sync(lambda: cache.mirror(key))
         except NamespaceNotFound as exc:
             raise errors.tool_error(errors.NAMESPACE_NOT_FOUND, f"namespace {namespace!r} does not exist. Check "
                                     "the name (kubectl get namespaces lists them).") from exc
@@ -335,11 +378,19 @@ class Kube:
 
     async def events_for(self, namespace: str, name: str, limit: int = 10) -> list[dict[str, Any]]:
         """The newest Events about objects called `name` (the Cluster and its PgClusterRequest share it)."""
-        # Raw JSON: the client's V1Event models (built, then turned back into dicts) cost more than the call.
-        listing = await self._call(self._json(self.core.list_namespaced_event), namespace,
-                                   field_selector=f"involvedObject.name={name}")
-        events: list[dict[str, Any]] = listing.get("items", [])
-        events.sort(key=lambda e: str(e.get("lastTimestamp") or e.get("eventTime") or ""), reverse=True)
+        mirror = await self._mirror(*EVENTS, namespace) if self._events_watched else None
+        if mirror is not None and mirror.refused:  # listed once, then the watch was refused: ask the API each time
+            self._events_watched = False
+            log.warning("the API server refuses the gateway a watch on Events (%s): get_cluster_status lists them "
+                        "from the API; grant watch on events to the gateway's role", namespace)
+        elif mirror is not None:
+            events = mirror.list(_about(name))
+        if mirror is None or not self._events_watched:
+            # Raw JSON: the client's V1Event models (built, then turned back into dicts) cost more than the call.
+            listing = await self._call(self._json(self.core.list_namespaced_event), namespace,
+                                       field_selector=f"involvedObject.name={name}")
+            events = listing.get("items", [])
+        events.sort(key=_event_time, reverse=True)
         return events[:limit]
 
     async def namespace_names(self) -> list[str]:

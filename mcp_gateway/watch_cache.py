@@ -10,6 +10,9 @@ Mirrors are bounded, so no caller can make the gateway hold an unbounded number 
 starts only in a namespace that exists (namespaces outside --namespace-allow never get this far), at
 most `max_mirrors` run at once (the least recently read is stopped first), and a mirror not read for
 `idle_seconds` is stopped. Stopping a mirror ends its watch thread at once (its stream is shut down).
+
+A kind may be mirrored in a `Shape`: its own lister (core/v1 Events are not custom objects), a slimmer copy
+of each object, and a cap per mirror that keeps the newest objects (a namespace's Events have no bound).
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from kubernetes import watch
@@ -50,15 +54,35 @@ def merge_listing(before: dict[str, dict[str, Any]], listed: dict[str, dict[str,
     return merged
 
 
+@dataclass(frozen=True)
+class Shape:
+    """How one kind is mirrored when not whole and through the custom-objects lister. `project` keeps what the
+    readers use (metadata.name and metadata.resourceVersion included); over `capacity` objects, those with the
+    smallest `age` key go first (ties: by name), so a mirror keeps the newest."""
+
+    lister: Callable[..., Any] | None = None
+    project: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    capacity: int | None = None
+    age: Callable[[dict[str, Any]], str] = lambda obj: ""
+
+
+def _newest(items: dict[str, dict[str, Any]], shape: Shape, capacity: int) -> dict[str, dict[str, Any]]:
+    """The `capacity` newest of `items` (by the shape's age key, then name)."""
+    kept = sorted(items.items(), key=lambda item: (shape.age(item[1]), item[0]), reverse=True)[:capacity]
+    return dict(kept)
+
+
 class Mirror:
     def __init__(self, lister: Callable[..., Any], key: Key,
-                 on_change: Callable[[str], None] | None = None) -> None:
+                 on_change: Callable[[str], None] | None = None, shape: Shape | None = None) -> None:
         """`on_change(name)` is called (in the watch thread) for each object the API server reports changed
         or deleted after the first list, re-lists included (resource subscriptions are driven by it)."""
         self._lister, self.key, self._on_change = lister, key, on_change
+        self._shape = shape or Shape()
         self._items: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
         self._listed = threading.Event()
+        self._synced = False  # a list has succeeded: from then on the mirror answers, empty or not
         self._stopped = threading.Event()
         self._error: Exception | None = None
         self._response: Any = None  # the open watch response, so stop() can interrupt a blocking read
@@ -68,20 +92,35 @@ class Mirror:
     def wait_listed(self) -> None:
         if not self._listed.wait(FIRST_LIST_TIMEOUT):
             raise TimeoutError(f"no initial list for {self.key}")
-        if self._error is not None and not self._items:
+        if self._error is not None and not self._synced:
             raise self._error
+
+    @property
+    def served(self) -> bool:
+        """Listed, and able to answer: what `wait_listed` would return at once without raising."""
+        return self._listed.is_set() and (self._error is None or self._synced)
+
+    @property
+    def refused(self) -> bool:
+        """The API server refused this identity the list or the watch (401/403): the mirror has stopped."""
+        return isinstance(self._error, ApiException) and self._error.status in (401, 403)
 
     def get(self, name: str) -> dict[str, Any] | None:
         with self._lock:
             return self._items.get(name)
 
-    def list(self) -> list[dict[str, Any]]:
+    def list(self, where: Callable[[dict[str, Any]], bool] | None = None) -> list[dict[str, Any]]:
+        """The objects (those `where` accepts), in name order like an API LIST."""
         with self._lock:
-            return sorted(self._items.values(), key=lambda o: str(o["metadata"]["name"]))
+            chosen = [o for o in self._items.values() if where is None or where(o)]
+        return sorted(chosen, key=lambda o: str(o["metadata"]["name"]))
 
     def apply(self, obj: dict[str, Any], *, deleted: bool = False) -> None:
         """Fold in an object we know about (a watch event or our own write); older versions never win."""
         name = obj["metadata"]["name"]
+        if self._shape.project is not None and not deleted:
+            obj = self._shape.project(obj)
+        capacity = self._shape.capacity
         with self._lock:
             current = self._items.get(name)
             if current is not None and _version(current) > _version(obj):
@@ -90,6 +129,9 @@ class Mirror:
                 self._items.pop(name, None)
             else:
                 self._items[name] = obj
+            # Trimmed in steps (a tenth over the cap), so a steady stream does not sort on every event.
+            if capacity is not None and len(self._items) > capacity + max(1, capacity // 10):
+                self._items = _newest(self._items, self._shape, capacity)
 
     def stop(self) -> None:
         """Stop the watch thread now, even while it waits for the next event."""
@@ -122,10 +164,14 @@ class Mirror:
         group, version, plural, namespace = self.key
         listing = self._lister(group, version, namespace, plural)
         list_version = str(listing.get("metadata", {}).get("resourceVersion") or "")
-        listed = {o["metadata"]["name"]: o for o in listing.get("items", [])}
+        project = self._shape.project or (lambda obj: obj)
+        listed = {o["metadata"]["name"]: project(o) for o in listing.get("items", [])}
+        if self._shape.capacity is not None and len(listed) > self._shape.capacity:
+            listed = _newest(listed, self._shape, self._shape.capacity)
         with self._lock:
             before = self._items
             items = self._items = merge_listing(before, listed, _version(listing))
+            self._synced = True
         if self._listed.is_set():  # a re-list: what changed while no watch was open
             for name in sorted(set(before) | set(items)):
                 if _version(before.get(name) or {}) != _version(items.get(name) or {}):
@@ -158,7 +204,7 @@ class Mirror:
                     if self._stopped.is_set():
                         stream.stop()
                         break
-                    kind, obj = event["type"], event["object"]
+                    kind, obj = event["type"], event.get("raw_object", event["object"])
                     if kind in ("ADDED", "MODIFIED"):
                         self.apply(obj)
                     elif kind == "DELETED":
@@ -223,8 +269,11 @@ class NamespaceNotFound(LookupError):
 class WatchCache:
     def __init__(self, lister: Callable[..., Any], *, namespace_exists: Callable[[str], bool] | None = None,
                  max_mirrors: int = 64, idle_seconds: float = 600.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 shapes: Mapping[tuple[str, str], Shape] | None = None) -> None:
+        """`shapes`: by (group, plural), the kinds mirrored in a shape of their own."""
         self._lister, self._namespace_exists, self._clock = lister, namespace_exists, clock
+        self._shapes = dict(shapes or {})
         self._mirrors: dict[Key, Mirror] = {}
         self._book = MirrorBook(max_mirrors, idle_seconds)
         self._lock = threading.Lock()
@@ -240,20 +289,36 @@ class WatchCache:
         if not live and not namespace_known and self._namespace_exists is not None \
                 and not self._namespace_exists(key[3]):
             raise NamespaceNotFound(key[3])
-        to_stop: list[Mirror] = []
         with self._lock:
             found = self._mirrors.get(key)
             if found is None or found.stopped:
-                found = self._mirrors[key] = Mirror(self._lister, key)
-            now = self._clock()
-            for gone in self._book.touch(key, now) + self._book.expire(now):
-                if gone != key and gone in self._mirrors:
-                    to_stop.append(self._mirrors.pop(gone))
+                shape = self._shapes.get((key[0], key[2]))
+                found = self._mirrors[key] = Mirror((shape.lister if shape else None) or self._lister, key,
+                                                    shape=shape)
+            to_stop = self._touch(key)
             self._start_reaper()
         for mirror in to_stop:
             mirror.stop()
         found.wait_listed()
         return found
+
+    def ready(self, key: Key) -> Mirror | None:
+        """The mirror for `key` when it runs and can answer now, else None (then `mirror` starts or waits for it).
+        Never blocks and calls no API, so a read from a filled mirror needs no worker thread."""
+        with self._lock:
+            found = self._mirrors.get(key)
+            if found is None or found.stopped or not found.served:
+                return None
+            to_stop = self._touch(key)
+        for mirror in to_stop:
+            mirror.stop()
+        return found
+
+    def _touch(self, key: Key) -> list[Mirror]:
+        """Record a read of `key` (under the lock); returns the mirrors to stop, taken out of the cache."""
+        now = self._clock()
+        return [self._mirrors.pop(gone) for gone in self._book.touch(key, now) + self._book.expire(now)
+                if gone != key and gone in self._mirrors]
 
     def known(self, key: Key) -> Mirror | None:
         with self._lock:
