@@ -83,7 +83,11 @@ def run(sandbox: Sandbox, count: int, workers: int = 16, timeout: float = 600.0)
         Row("  operator: applied→intent Ready p50", _median_gap(watcher.ready_at, watcher.applied_at), "s"),
         Row("operator CPU per role intent", operator_cpu / count * 1000, "ms",
             note=f"{operator_cpu:.1f}s in all; simulator {simulator_cpu:.1f}s"),
-        Row("operator API writes per role intent", sum(writes.values()) / count, "writes", 4.0, per_kind),
+        # The goal counts the finalizer, the Secret, the DatabaseRole and one status write; Events apart
+        # (≤ 1 per Ready transition: one for a role CNPG applies within the operator's grace).
+        Row("operator API writes per role intent", sum(writes.values()) / count, "writes", note=per_kind),
+        Row("  without Events", (sum(writes.values()) - writes.get("Event", 0)) / count, "writes", 4.0),
+        Row("  Events", writes.get("Event", 0) / count, "Events", 1.0),
     ]
     return BurstResult(namespace, rows)
 

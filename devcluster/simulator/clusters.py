@@ -270,6 +270,7 @@ class ClusterHandler:
         return [WatchSpec("clusters", custom_objects(PLURAL), self._event)]
 
     def _event(self, event_type: str, obj: Json) -> None:
+        self._ctx.kube.observe(PLURAL, event_type, obj)  # DatabaseRoles read their Cluster from here
         meta = obj["metadata"]
         ref = (meta["namespace"], meta["name"])
         if not self._changes.is_news(event_type, obj):

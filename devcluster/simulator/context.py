@@ -142,6 +142,7 @@ class OwnKindHandler:
         # is_news first: it remembers what this event shows, also when the event is our own echo.
         # The echo of the simulator's own finalizer patch is no news (it cost every DatabaseRole a
         # second reconcile: ~4 more round trips).
+        self._ctx.kube.observe(self.plural, event_type, obj)
         own_echo = event_type == "MODIFIED" and self._ctx.kube.is_own_write(self.plural, obj)
         if self._changes.is_news(event_type, obj) and not own_echo:
             self._ctx.enqueue((self.kind, obj["metadata"]["namespace"], obj["metadata"]["name"]))

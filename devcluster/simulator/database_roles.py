@@ -34,7 +34,7 @@ class DatabaseRoleHandler(OwnKindHandler):
 
     def reconcile(self, namespace: str, name: str) -> bool:
         key: Key = (self.kind, namespace, name)
-        role = self._ctx.kube.get("databaseroles", namespace, name)
+        role = self._ctx.kube.get_observed("databaseroles", namespace, name)
         if role is None:
             self._ctx.secret_users.remember(key, [])
             self._ctx.cluster_users.remember(key, [])
@@ -44,7 +44,7 @@ class DatabaseRoleHandler(OwnKindHandler):
         cluster_name = (spec.get("cluster") or {}).get("name", "")
         self._ctx.cluster_users.remember(key, [cluster_name])
         self._ctx.secret_users.remember(key, [desired.password_secret] if desired.password_secret else [])
-        cluster = self._ctx.kube.get("clusters", namespace, cluster_name)
+        cluster = self._ctx.kube.get_observed("clusters", namespace, cluster_name)
         if role["metadata"].get("deletionTimestamp"):
             return self._release_databaserole(role, desired, cluster)
         self._ctx.kube.set_finalizer("databaseroles", role, ROLE_FINALIZER, present=True)

@@ -34,6 +34,13 @@ def to_dict(api_client: Any, obj: Any) -> Json:
     return result
 
 
+def _version(obj: Mapping[str, Any]) -> int:
+    try:
+        return int((obj.get("metadata") or {}).get("resourceVersion") or 0)
+    except ValueError:
+        return 0
+
+
 class Kube:
     """One ApiClient for the worker (watches open their own)."""
 
@@ -42,6 +49,10 @@ class Kube:
         self.api = self.new_api_client()
         self._own_writes: dict[tuple[str, str, str], deque[str]] = {}
         self._own_lock = threading.Lock()
+        # The newest object each watch has shown (an informer's store): a burst of DatabaseRoles then costs
+        # no GET of the role, its Cluster and its Secret each (issue #14). Misses fall back to the API.
+        self._seen: dict[tuple[str, str, str], Json] = {}
+        self._seen_lock = threading.Lock()
 
     def new_api_client(self) -> Any:
         return config.new_client_from_config(config_file=str(self._kubeconfig))
@@ -59,6 +70,27 @@ class Kube:
         with self._own_lock:
             kept = self._own_writes.get((plural, meta.get("namespace", ""), meta.get("name", "")))
             return kept is not None and str(meta.get("resourceVersion")) in kept
+
+    def observe(self, plural: str, event_type: str, obj: Json) -> None:
+        """A watch event: keep the object (never an older version over a newer one), forget it on DELETED."""
+        meta = obj.get("metadata") or {}
+        key = (plural, str(meta.get("namespace", "")), str(meta.get("name", "")))
+        with self._seen_lock:
+            if event_type == "DELETED":
+                self._seen.pop(key, None)
+                return
+            known = self._seen.get(key)
+            if known is None or _version(obj) >= _version(known):
+                self._seen[key] = obj
+
+    def _observed(self, plural: str, namespace: str, name: str) -> Json | None:
+        with self._seen_lock:
+            return self._seen.get((plural, namespace, name))
+
+    def get_observed(self, plural: str, namespace: str, name: str) -> Json | None:
+        """The object as its watch last showed it (the simulator's own patches update it in place),
+        else from the API. The caller may patch it (kube.patch_status, set_finalizer)."""
+        return self._observed(plural, namespace, name) or self.get(plural, namespace, name)
 
     def custom(self) -> Any:
         return client.CustomObjectsApi(self.api)
@@ -84,8 +116,9 @@ class Kube:
             raise
 
     def secret_password(self, namespace: str, name: str) -> tuple[str, str]:
-        """(password, resourceVersion) of a basic-auth Secret; LookupError with a CNPG-like message."""
-        secret = self.read_secret(namespace, name)
+        """(password, resourceVersion) of a basic-auth Secret; LookupError with a CNPG-like message.
+        Labelled Secrets (cnpg.io/reload) come from the secrets watch when it has shown them."""
+        secret = self._observed("secrets", namespace, name) or self.read_secret(namespace, name)
         if secret is None:
             raise LookupError(f'secrets "{name}" not found')
         encoded = (secret.get("data") or {}).get("password")

@@ -26,6 +26,7 @@ class SecretHandler:
         return [WatchSpec("secrets", factory, self._event, replay=False)]
 
     def _event(self, event_type: str, obj: Json) -> None:
+        self._ctx.kube.observe("secrets", event_type, obj)
         if event_type == "DELETED" or self._ctx.kube.is_own_write("secrets", obj):
             return  # the Secret the simulator just created is already in use by its creator
         meta = obj["metadata"]

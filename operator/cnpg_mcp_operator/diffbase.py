@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 import threading
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 import kopf
 
@@ -29,7 +29,10 @@ class MemoryDiffBaseStorage(kopf.DiffBaseStorage):
         self._lock = threading.Lock()
 
     def build(self, *, body: kopf.Body, extra_fields: Iterable[Any] | None = None) -> Any:
-        essence = super().build(body=body, extra_fields=extra_fields)
+        # Kopf deep-copies the whole body, then drops metadata and status: on every event, managedFields
+        # and all (5% of the operator's CPU in a 1,000-role burst, py-spy). The same essence from a body
+        # without them; with extra fields (none of our handlers asks for any) Kopf gets the whole body.
+        essence = super().build(body=body if extra_fields else _without_system_fields(body), extra_fields=extra_fields)
         annotations = (essence.get("metadata") or {}).get("annotations") or {}
         for key in [key for key in annotations if key.startswith(self._prefix)]:
             del annotations[key]
@@ -53,6 +56,14 @@ class MemoryDiffBaseStorage(kopf.DiffBaseStorage):
     def __len__(self) -> int:
         with self._lock:
             return len(self._essences)
+
+
+def _without_system_fields(body: kopf.Body) -> kopf.Body:
+    """What Kopf's essence is built from: all but status, and of the metadata only labels and annotations."""
+    meta = body.get("metadata") or {}
+    kept = {key: meta[key] for key in ("labels", "annotations") if key in meta}
+    trimmed = {**{key: value for key, value in body.items() if key not in ("metadata", "status")}, "metadata": kept}
+    return kopf.Body(cast(kopf.RawBody, trimmed))
 
 
 class UnmarkedProgressStorage(kopf.AnnotationsProgressStorage):

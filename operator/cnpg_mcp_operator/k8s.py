@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -111,6 +112,20 @@ def _counted(method: str, error: ApiError) -> ApiError:
     return error
 
 
+PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
+
+
+def _without_env_lookups(api_client: aio_client.ApiClient) -> aio_client.ApiClient:
+    """The client's aiohttp session trusts the environment: before every request it reads ~/.netrc and
+    the proxy variables, each in a worker thread (a sixth of the operator's CPU in a 1,000-role burst,
+    py-spy; issue #14). Without proxy variables there is nothing to find there (the credentials come
+    from the kubeconfig or the pod's token), so the session is told not to look."""
+    if not any(os.environ.get(variable) for variable in PROXY_VARIABLES):
+        api_client.configuration.client_session_kwargs = {
+            **(api_client.configuration.client_session_kwargs or {}), "trust_env": False}
+    return api_client
+
+
 class Api:
     """Get/create/patch/delete for namespaced objects; counts writes by (verb, kind)."""
 
@@ -124,11 +139,11 @@ class Api:
         if kubeconfig is None:
             try:
                 aio_config.load_incluster_config()
-                return cls(aio_client.ApiClient())
+                return cls(_without_env_lookups(aio_client.ApiClient()))
             except aio_config.ConfigException:
                 pass
         api_client = await aio_config.new_client_from_config(config_file=kubeconfig)
-        return cls(api_client)
+        return cls(_without_env_lookups(api_client))
 
     async def close(self) -> None:
         await self._client.close()

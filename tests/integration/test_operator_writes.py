@@ -14,9 +14,12 @@ from kubernetes import client, watch
 from tests.integration.conftest import GROUP, VERSION, Intents, OperatorProcess
 from tests.integration.gateway_helpers import unique
 
-# Kopf's finalizer, the status once produced (Pending), the status once applied. Kopf's diff base is
+# Kopf's finalizer and one status write: the handler waits (briefly, without its lock) for CNPG to apply
+# the DatabaseRole it produced and writes Ready once, instead of Pending then Ready. Kopf's diff base is
 # kept in memory (operator/cnpg_mcp_operator/diffbase.py), not written as an annotation.
-INTENT_WRITES_TO_READY = 3
+INTENT_WRITES_TO_READY = 2
+# One transition (none → Ready), so one Event.
+EVENTS_TO_READY = 1
 TRAILING_WRITES_WAIT_S = 3.0
 
 
@@ -35,7 +38,7 @@ def record_statuses(k8s: Any, namespace: str, name: str, seen: list[dict[str, An
                 seen.append(event["object"])
 
 
-def test_a_role_intent_is_written_three_times_on_its_way_to_ready(
+def test_a_role_intent_is_written_twice_with_one_event_on_its_way_to_ready(
         operator: OperatorProcess, k8s: Any, namespace: str, intents: Intents) -> None:
     intents.create("PgClusterRequest", namespace, "writes", {"instances": 1})
     intents.wait_ready("PgClusterRequest", namespace, "writes")
@@ -59,3 +62,15 @@ def test_a_role_intent_is_written_three_times_on_its_way_to_ready(
     assert not any(key.endswith("last-handled-configuration") for key in annotations), annotations
     assert "waiting for the DatabaseRole to be created" not in messages, messages
     assert len(seen) <= INTENT_WRITES_TO_READY, messages
+    statuses = [Intents.ready(body) for body in seen if Intents.ready(body) is not None]
+    assert [(c or {}).get("reason") for c in statuses] == ["Applied"], messages  # never a Pending in between
+    database_role = k8s_custom_get(k8s, namespace, "databaseroles", "w-role")
+    assert (database_role.get("status") or {}).get("applied") is True  # Ready only once CNPG applied it
+    reasons = [event.reason for event in intents.events_for(namespace, "w-role")]
+    assert len(reasons) <= EVENTS_TO_READY, reasons
+
+
+def k8s_custom_get(k8s: Any, namespace: str, plural: str, name: str) -> dict[str, Any]:
+    obj: dict[str, Any] = client.CustomObjectsApi(k8s).get_namespaced_custom_object(
+        "postgresql.cnpg.io", "v1", namespace, plural, name)
+    return obj

@@ -12,7 +12,7 @@ from cnpg_mcp_operator.backend import RoleBackend
 from cnpg_mcp_operator.handlers import role_requests
 from cnpg_mcp_operator.handlers.common import ROLE_REQUESTS
 from cnpg_mcp_operator.status_writer import StatusWriter
-from cnpg_mcp_operator.wakeups import KeyedLocks
+from cnpg_mcp_operator.wakeups import KeyedLocks, Wakeups
 from tests.unit.test_operator_writers import FakeApi, role_request
 
 
@@ -24,7 +24,7 @@ def views() -> Any:
 
 def runtime(api: FakeApi) -> Any:
     return SimpleNamespace(api=api, status=StatusWriter(api), locks=KeyedLocks(),  # type: ignore[arg-type]
-                           role_backend=RoleBackend.DATABASE_ROLE,
+                           wakeups=Wakeups(), role_backend=RoleBackend.DATABASE_ROLE,
                            privileged_allowed=lambda _: False)
 
 

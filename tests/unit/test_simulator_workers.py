@@ -117,6 +117,7 @@ def test_a_role_already_as_desired_costs_one_read_and_no_statement() -> None:
 def test_the_echo_of_the_simulators_own_finalizer_patch_enqueues_nothing() -> None:
     kube = Kube.__new__(Kube)  # only its memory of own writes is used here
     kube._own_writes, kube._own_lock = {}, threading.Lock()
+    kube._seen, kube._seen_lock = {}, threading.Lock()
     queued: list[Key] = []
     ctx = Context(kube=kube, pg=None, enqueue=queued.append, logs=None, node_name="n")  # type: ignore[arg-type]
     handler = DatabaseRoleHandler(ctx)
