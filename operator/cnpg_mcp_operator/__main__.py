@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
+import gc
 import logging
 import os
 import sys
@@ -16,6 +19,45 @@ from cnpg_mcp_operator.config import parse_args
 from cnpg_mcp_operator.registry import REGISTRY
 
 READY_LINE = "cnpg-mcp-operator ready"
+
+# glibc's mallopt() parameter (malloc.h) and the arenas the operator keeps (docs/performance.md, pass 3).
+M_ARENA_MAX = -8
+MALLOC_ARENAS = 2
+
+
+def _glibc() -> ctypes.CDLL | None:
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name)
+        return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
+    except OSError:
+        return None  # not glibc (musl has no arenas and no malloc_trim): nothing to tune
+
+
+def cap_malloc_arenas(libc: ctypes.CDLL | None) -> bool:
+    """Caps glibc's malloc arenas at MALLOC_ARENAS, as MALLOC_ARENA_MAX=2 in the environment would.
+
+    Why: glibc gives threads that allocate at the same time arenas of their own (up to 8 per core),
+    and memory freed in one arena is never reused by another, so the threads of the Kubernetes
+    client and asyncio's executor grew the RSS with arenas, not data. Why from here and not only from
+    the environment: glibc fixes the arena limit the first time a thread needs a new arena (no thread
+    has started when main() runs), so mallopt() now is as good as the variable at exec time, and it
+    holds however the operator is started (container, `pip install`, tests, the benchmarks).
+    An operator's own MALLOC_ARENA_MAX wins (glibc read it at start-up; we leave it alone).
+    """
+    if libc is None or "MALLOC_ARENA_MAX" in os.environ:
+        return False
+    return bool(libc.mallopt(M_ARENA_MAX, MALLOC_ARENAS))
+
+
+def settle_memory(libc: ctypes.CDLL | None) -> None:
+    """Once the indexes are filled: the start-up's garbage (the initial LISTs' JSON) is collected and
+    given back to the OS (malloc_trim), and what is left (modules, indexes) moves to the collector's
+    permanent generation (gc.freeze): later collections stop scanning it."""
+    gc.collect()
+    if libc is not None:
+        libc.malloc_trim(0)
+    gc.freeze()
 
 
 def _load_handlers() -> None:
@@ -35,12 +77,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     for noisy in ("kubernetes", "aiohttp", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    libc = _glibc()
+    cap_malloc_arenas(libc)
     _load_handlers()
     ready = asyncio.Event()
 
     async def run() -> None:
         async def announce() -> None:
             await ready.wait()
+            settle_memory(libc)
             print(READY_LINE, flush=True)
 
         announcer = asyncio.create_task(announce())

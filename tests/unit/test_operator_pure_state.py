@@ -3,6 +3,7 @@ index projections, deletion decisions, and how an intent kind registers its hand
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import kopf
@@ -264,7 +265,7 @@ def test_every_kind_indexes_a_slim_projection(kind: IntentKind) -> None:
     body = kopf.Body(raw)
     for handler in registry._indexing.get_all_handlers():
         index_fn: Any = handler.fn
-        entry = index_fn(body=body, namespace="ns", name="x", spec=body["spec"])
+        entry = asyncio.run(index_fn(body=body, namespace="ns", name="x", spec=body["spec"]))
         ((key, value),) = entry.items()
         assert key == ("ns", "pg" if handler.id.endswith("_by_cluster") else "x")
         assert "managedFields" not in value["metadata"]

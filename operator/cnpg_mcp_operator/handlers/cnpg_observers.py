@@ -74,7 +74,8 @@ CNPG_INDEXES = (
 
 
 def _register_index(resource: Resource, index: str, annotations: tuple[str, ...], status: tuple[str, ...]) -> None:
-    def by_name(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> IndexEntry:
+    # A coroutine: Kopf runs it on its event loop instead of a thread-pool hop per object (kinds.py).
+    async def by_name(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> IndexEntry:
         return {(namespace or "", name): project(body, annotations=annotations, status=status)}
     kopf.index(resource.group, resource.version, resource.plural, id=index, registry=REGISTRY)(by_name)
 
