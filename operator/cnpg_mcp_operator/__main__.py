@@ -50,14 +50,25 @@ def cap_malloc_arenas(libc: ctypes.CDLL | None) -> bool:
     return bool(libc.mallopt(M_ARENA_MAX, MALLOC_ARENAS))
 
 
-def settle_memory(libc: ctypes.CDLL | None) -> None:
-    """Once the indexes are filled: the start-up's garbage (the initial LISTs' JSON) is collected and
-    given back to the OS (malloc_trim), and what is left (modules, indexes) moves to the collector's
-    permanent generation (gc.freeze): later collections stop scanning it."""
+# How often freed heap pages go back to the OS (after a burst of events, or the start-up's LISTs).
+TRIM_INTERVAL = 60.0
+
+
+def freeze_startup_objects() -> None:
+    """At the ready line (modules, settings, the runtime; nothing indexed yet): into the collector's
+    permanent generation, so the collections that the indexes' churn triggers stop scanning them."""
     gc.collect()
-    if libc is not None:
-        libc.malloc_trim(0)
     gc.freeze()
+
+
+async def trim_heap_periodically(libc: ctypes.CDLL | None) -> None:
+    """glibc keeps freed memory in its heaps; CPython's objects are small, so whole free pages sit
+    between live ones and only malloc_trim() hands them back (RSS after a burst, docs/performance.md)."""
+    if libc is None:
+        return
+    while True:
+        await asyncio.sleep(TRIM_INTERVAL)
+        libc.malloc_trim(0)
 
 
 def _load_handlers() -> None:
@@ -85,10 +96,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     async def run() -> None:
         async def announce() -> None:
             await ready.wait()
-            settle_memory(libc)
+            freeze_startup_objects()
             print(READY_LINE, flush=True)
 
         announcer = asyncio.create_task(announce())
+        trimmer = asyncio.create_task(trim_heap_periodically(libc))
         exporter = await metrics.serve(config.metrics) if config.metrics else None
         try:
             await kopf.operator(
@@ -105,6 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         finally:
             announcer.cancel()
+            trimmer.cancel()
             if exporter is not None:
                 await exporter.cleanup()
 
