@@ -4,11 +4,13 @@ Kopf fills every index from its watch streams before any resource handler runs, 
 current; reading them costs no API call. The index functions live in handlers/cnpg_observers.py
 (CNPG kinds) and handlers/kinds.py (intents); they store slim plain-dict projections of the bodies
 (`project`): what the handlers read, without managedFields, last-applied annotations and the parts
-of CNPG's status nobody here looks at.
+of CNPG's status nobody here looks at. Their keys are interned: every projection of a kind has the
+same few dozen keys, and without interning each kept the copies its own JSON document decoded.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -26,7 +28,7 @@ _METADATA_KEYS = ("name", "namespace", "uid", "generation", "resourceVersion", "
 
 def _plain(value: Any) -> Any:
     if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {sys.intern(str(k)): _plain(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_plain(v) for v in value]
     return value

@@ -63,16 +63,37 @@ def intent_view(body: kopf.Body) -> Json:
     return project(body, annotations=INTENT_ANNOTATIONS_READ)
 
 
+class SharedIntentView:
+    """One projection per intent version for both of a kind's indexes.
+
+    Kopf calls the by-name and the by-cluster index functions one after the other with the same
+    body; each used to keep a copy of its own. The last projection made is kept for the next call
+    with the same uid and resourceVersion (a miss only costs a second projection).
+    """
+
+    def __init__(self) -> None:
+        self._version: tuple[Any, Any] | None = None
+        self._view: Json = {}
+
+    def __call__(self, body: kopf.Body) -> Json:
+        meta = body.get("metadata") or {}
+        version = (meta.get("uid"), meta.get("resourceVersion"))
+        if version != self._version or version[1] is None:
+            self._version, self._view = version, intent_view(body)
+        return self._view
+
+
 def register_intent_kind(kind: IntentKind, registry: kopf.OperatorRegistry = REGISTRY) -> None:
     group, version, plural = kind.resource.group, kind.resource.version, kind.resource.plural
+    view = SharedIntentView()
 
-    # Coroutines, not plain functions: Kopf runs a plain function in its thread pool, one hand-off per
-    # index per watch event (a fifth of the operator's CPU in a 1,000-role burst, py-spy; issue #14).
+    # Coroutines, so Kopf calls them on its event loop: a plain function would be sent to its thread
+    # pool, one hop per object and index, and its projection built in that thread's malloc arena.
     async def by_name(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> IndexEntry:
-        return {(namespace or "", name): intent_view(body)}
+        return {(namespace or "", name): view(body)}
 
     async def by_cluster(body: kopf.Body, namespace: str | None, spec: kopf.Spec, **_: Any) -> IndexEntry:
-        return {(namespace or "", str(spec.get("cluster") or "")): intent_view(body)}
+        return {(namespace or "", str(spec.get("cluster") or "")): view(body)}
 
     controller = metrics.controller_name(kind.resource.kind)
 
