@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import kopf
 
 from cnpg_mcp_api.version import package_version
-from cnpg_mcp_operator import metrics
+from cnpg_mcp_operator import kopf_toggles, metrics
 from cnpg_mcp_operator.config import parse_args
 from cnpg_mcp_operator.registry import REGISTRY
 
@@ -90,6 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     libc = _glibc()
     cap_malloc_arenas(libc)
+    kopf_toggles.install()  # startup wake-ups linear in the objects watched, not quadratic
     _load_handlers()
     ready = asyncio.Event()
 
