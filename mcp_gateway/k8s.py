@@ -46,7 +46,9 @@ REQUEST_TIMEOUT = (3.0, 4.0)
 # through again the moment it is back, instead of failing them for the rest of the hold.
 UNREACHABLE_HOLD = 3.0
 PROBE_INTERVAL = 0.5
-PROBE_TIMEOUT = (1.0, 1.0)
+# A mirror that answers its first read with an error at once holds an old one (see Kube._mirror).
+STALE_MIRROR_ERROR = 0.5
+PROBE_TIMEOUT = (0.5, 0.5)  # a healthy API server answers /readyz in milliseconds
 # No read retries in urllib3 (its default retries a timed-out GET three times: a 4 s timeout became 16 s);
 # a connection refused is still retried once, which costs nothing.
 NO_READ_RETRIES = urllib3.Retry(total=1, connect=1, read=0, redirect=0, status=0, other=0)
@@ -238,11 +240,21 @@ class Kube:
         ready = cache.ready(key)  # a filled mirror answers without a worker thread
         if ready is not None:
             return ready
+        asked = time.monotonic()
         try:
             return await anyio.to_thread.run_sync(lambda: cache.mirror(key))
         except NamespaceNotFound as exc:
             raise errors.tool_error(errors.NAMESPACE_NOT_FOUND, f"namespace {namespace!r} does not exist. Check "
                                     "the name (kubectl get namespaces lists them).") from exc
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            # A mirror that never listed holds its last connection error until its next list succeeds (seconds
+            # after the API server is back): ask the API directly, which fails fast while it is still away.
+            # The failure counts as an unanswered request, so that read fails fast unless /readyz says it is back.
+            self.readiness.record(False)
+            if time.monotonic() - asked >= STALE_MIRROR_ERROR:
+                raise  # the mirror's list failed just now, while we waited for it: the API is away
+            log.info("mirror %s not filled (%s): reading from the API", "/".join(key), type(exc).__name__)
+            return None
 
     def _remember(self, plural: str, namespace: str, obj: dict[str, Any]) -> None:
         """Read-your-writes: fold our own write into the mirror at once."""

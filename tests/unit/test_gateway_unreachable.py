@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from mcp_gateway.k8s import NO_READ_RETRIES, REQUEST_TIMEOUT, Readiness
+import anyio
+import urllib3
+
+from mcp_gateway.k8s import NO_READ_RETRIES, REQUEST_TIMEOUT, Kube, Readiness
 
 
 def test_a_recent_unanswered_request_is_remembered_briefly() -> None:
@@ -39,3 +42,21 @@ def test_while_held_back_one_probe_at_a_time_may_let_requests_through_again() ->
     assert readiness.probe_due(3, 0.5)
     readiness.record_probe(True)  # back: requests go through at once
     assert not readiness.unreachable_within(3) and not readiness.probe_due(3, 0.5)
+
+
+def test_a_mirror_that_never_listed_sends_the_read_to_the_api() -> None:
+    # The full suite saw get_cluster_status fail 3 ms after etcd was back: the Events mirror, started during
+    # the outage, still held its first list's timeout. Such a read now goes to the API (which fails fast only
+    # while the API server is still away).
+    class NeverListed:
+        def ready(self, key: object) -> None:
+            return None
+
+        def mirror(self, key: object) -> None:
+            raise urllib3.exceptions.ReadTimeoutError(None, "/api/v1/namespaces/ns/events", "Read timed out.")  # type: ignore[arg-type]
+
+    kube = Kube.__new__(Kube)
+    kube.cache = NeverListed()  # type: ignore[assignment]
+    kube.readiness = Readiness()
+    assert anyio.run(kube._mirror, "", "v1", "events", "ns") is None
+    assert kube.readiness.unreachable_within(3)  # so the read fails fast unless /readyz says the API is back

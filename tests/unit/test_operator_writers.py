@@ -69,6 +69,11 @@ class FakeApi:
         self.put(resource, obj)
         return copy.deepcopy(obj)
 
+    async def delete(self, resource: Resource, namespace: str, name: str, *,
+                     propagation: str = "Background", uid: str | None = None) -> bool:
+        self.calls.append(f"delete {resource.plural}")
+        return self.objects.pop((resource.plural, namespace, name), None) is not None
+
     async def patch_status(self, resource: Resource, namespace: str, name: str, patch: Mapping[str, Any]) -> Json:
         self.calls.append(f"patch {resource.plural}/status")
         obj = self.objects[resource.plural, namespace, name]

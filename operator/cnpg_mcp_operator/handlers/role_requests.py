@@ -445,7 +445,9 @@ async def _finalize_step(rt: Runtime, body: Json, views: CnpgViews) -> Verdict |
     uid = body["metadata"]["uid"]
     drop = str((body.get("spec") or {}).get("reclaimPolicy") or "delete") == "delete"
     cluster = views.cluster(namespace, cluster_name)
-    database_role = views.database_role(namespace, name)
+    # The index may not show a DatabaseRole produced a moment ago (a request deleted right after its first
+    # reconcile): ask the API before concluding that nothing of ours is left to release.
+    database_role = views.database_role(namespace, name) or await rt.api.get(DATABASE_ROLES, namespace, name)
     if database_role is not None and owned_by(database_role, uid):
         return await _release_database_role(rt, database_role, drop, cluster is not None, role)
     edit, verdict = managed_entry_release_plan(cluster, role, uid, drop)
