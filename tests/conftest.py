@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from devcluster import controlplane
+from devcluster.controlplane import ControlPlane
+from tests.integration.conftest import Intents, OperatorProcess
 
 if TYPE_CHECKING:
     import subprocess
@@ -104,3 +106,45 @@ def namespace(k8s: Any, request: pytest.FixtureRequest) -> Iterator[str]:
     except ApiException as exc:
         if exc.status != 404:
             raise
+
+
+# The operator and the intent helpers, for the integration and the reliability tests alike. Defined here once:
+# a conftest that imported these fixtures would get a session operator of its own, and two unpeered operators
+# would then act on every namespace at once (a test that swaps in an operator with other flags stopped only one).
+@pytest.fixture(scope="session")
+def operator(control_plane: ControlPlane, cnpg_simulator: Any,
+             tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
+    log_path = tmp_path_factory.mktemp("operator") / "cnpg-mcp-operator.log"
+    process = OperatorProcess(control_plane.kubeconfig, log_path, ["--all-namespaces"])
+    try:
+        process.start()
+    except Exception as exc:
+        pytest.fail(f"the cnpg-mcp operator could not start: {exc}", pytrace=False)
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def operator_factory(operator: OperatorProcess, control_plane: ControlPlane,
+                     tmp_path: Path) -> Iterator[Callable[..., OperatorProcess]]:
+    """`start(*flags)` → a running extra operator; the session operator pauses meanwhile."""
+    extras: list[OperatorProcess] = []
+
+    def start(*flags: str) -> OperatorProcess:
+        if operator.running():
+            operator.stop()
+        extra = OperatorProcess(control_plane.kubeconfig, tmp_path / f"operator-{len(extras)}.log", flags)
+        extra.start()
+        extras.append(extra)
+        return extra
+
+    yield start
+    for extra in extras:
+        extra.stop()
+    if not operator.running():
+        operator.start()
+
+
+@pytest.fixture
+def intents(k8s: Any) -> Intents:
+    return Intents(k8s)

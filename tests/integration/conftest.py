@@ -19,17 +19,16 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from cnpg_mcp_api import constants
 from cnpg_mcp_api.models import KINDS
-from devcluster.controlplane import ControlPlane, free_port
+from devcluster.controlplane import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 READY_LINE = b"cnpg-mcp-operator ready"
@@ -142,40 +141,6 @@ class OperatorProcess:
         return "\n".join(self.log_text().splitlines()[-lines:])
 
 
-@pytest.fixture(scope="session")
-def operator(control_plane: ControlPlane, cnpg_simulator: Any,
-             tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
-    log_path = tmp_path_factory.mktemp("operator") / "cnpg-mcp-operator.log"
-    process = OperatorProcess(control_plane.kubeconfig, log_path, ["--all-namespaces"])
-    try:
-        process.start()
-    except Exception as exc:
-        pytest.fail(f"the cnpg-mcp operator could not start: {exc}", pytrace=False)
-    yield process
-    process.stop()
-
-
-@pytest.fixture
-def operator_factory(operator: OperatorProcess, control_plane: ControlPlane,
-                     tmp_path: Path) -> Iterator[Callable[..., OperatorProcess]]:
-    """`start(*flags)` → a running extra operator; the session operator pauses meanwhile."""
-    extras: list[OperatorProcess] = []
-
-    def start(*flags: str) -> OperatorProcess:
-        if operator.running():
-            operator.stop()
-        extra = OperatorProcess(control_plane.kubeconfig, tmp_path / f"operator-{len(extras)}.log", flags)
-        extra.start()
-        extras.append(extra)
-        return extra
-
-    yield start
-    for extra in extras:
-        extra.stop()
-    if not operator.running():
-        operator.start()
-
-
 class Intents:
     """Small helpers over the intent kinds, for tests."""
 
@@ -256,8 +221,3 @@ class Intents:
     def events_for(self, namespace: str, name: str) -> list[Any]:
         events = self.core.list_namespaced_event(namespace, field_selector=f"involvedObject.name={name}")
         return list(events.items)
-
-
-@pytest.fixture
-def intents(k8s: Any) -> Intents:
-    return Intents(k8s)

@@ -23,8 +23,6 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from tests.integration.conftest import intents, operator, operator_factory  # noqa: F401  (fixtures)
-
 HERE = Path(__file__).resolve().parent
 LEAK_TEST_FILE = "test_secrets_never_leak.py"
 MANAGED_BY = "app.kubernetes.io/managed-by=cnpg-mcp"
@@ -192,7 +190,7 @@ def ledger() -> Iterator[Ledger]:
 
 
 @pytest.fixture
-def namespace(namespace: str, k8s: Any, ledger: Ledger, operator: Any) -> Iterator[str]:  # noqa: F811
+def namespace(namespace: str, k8s: Any, ledger: Ledger, operator: Any) -> Iterator[str]:
     """The shared per-test namespace, harvested into the ledger before it is deleted."""
     ledger.log_files.add(operator.log_path)
     yield namespace
@@ -231,7 +229,7 @@ class McpClients:
 
 
 @pytest.fixture
-def mcp_clients(control_plane: Any, operator: Any, ledger: Ledger) -> Iterator[McpClients]:  # noqa: F811
+def mcp_clients(control_plane: Any, operator: Any, ledger: Ledger) -> Iterator[McpClients]:
     from anyio.from_thread import start_blocking_portal  # noqa: PLC0415
 
     from mcp_gateway.config import GatewayConfig  # noqa: PLC0415
