@@ -13,6 +13,7 @@ from tests.reliability.conftest import McpClients, Row
 from tests.reliability.helpers import CLUSTER, SDK_PREFIX, tool_error_code
 
 ANSWER_WITHIN_S = 5.0
+CONVERGE_WITHIN_S = 30.0  # the issue: everything converges within 30 s of the API returning
 
 
 def _first_line(result: Any) -> str:
@@ -57,11 +58,20 @@ def test_every_tool_answers_quickly_while_etcd_is_down(
         down_s = time.monotonic() - down_at
     back_s = time.monotonic() - down_at - down_s
 
-    # back by itself: a read that needs the API server (the cluster's Events) answers again
+    # back by itself: a read that needs the API server (the cluster's Events) answers again, within the 30 s the
+    # issue gives everything to converge once the API is back. Not at once: kube-apiserver answers /readyz
+    # while its storage for some resources (Events here, in one full run) still waits out gRPC's reconnect.
+    answered_after = time.monotonic()
     status = mcp_clients.call(mcp, "get_cluster_status", named)
+    while status.is_error and tool_error_code(_first_line(status)) == "UNAVAILABLE" \
+            and time.monotonic() - answered_after < CONVERGE_WITHIN_S:
+        time.sleep(1)
+        status = mcp_clients.call(mcp, "get_cluster_status", named)
+    answered_after = time.monotonic() - answered_after
     report.append(Row(
         "gateway tools while etcd is down", f"{len(answers)} tools (3 dry-run writes), one call each",
-        f"etcd down {down_s:.1f}s, /readyz back {back_s:.1f}s after the restart",
+        f"etcd down {down_s:.1f}s, /readyz back {back_s:.1f}s after the restart; get_cluster_status answered "
+        f"{answered_after:.1f}s after /readyz",
         f"each answers in ≤ {ANSWER_WITHIN_S:.0f} s: from the cache or [UNAVAILABLE]",
         "; ".join(f"{t} {s:.1f}s {SDK_PREFIX.sub('', line)[:14]}" for t, s, line in answers),
     ))
