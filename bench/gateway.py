@@ -90,6 +90,18 @@ def prepare_small(sandbox: Sandbox) -> str:
     return namespace
 
 
+def wait_roles_ready(sandbox: Sandbox, namespace: str, within: float = 120) -> None:
+    """Until every PgRoleRequest of the namespace is Ready (or `within` seconds have passed)."""
+    custom = client.CustomObjectsApi(sandbox.api)
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        items = custom.list_namespaced_custom_object(GROUP, VERSION, namespace, "pgrolerequests")["items"]
+        if all(any(c.get("type") == "Ready" and c.get("status") == "True"
+                   for c in (i.get("status") or {}).get("conditions") or []) for i in items):
+            return
+        time.sleep(0.5)
+
+
 def stdio_gateway(sandbox: Sandbox, *flags: str) -> StdioServerParameters:
     """The gateway as a desktop client starts it; its stderr (the audit log) goes to the sandbox folder."""
     env = {**os.environ, "KUBECONFIG": str(sandbox.kubeconfig)}
@@ -243,14 +255,7 @@ async def many_clusters(sandbox: Sandbox, namespace: str, count: int, calls: int
 def run(sandbox: Sandbox, calls: int, clusters: int) -> tuple[list[Row], str]:
     """Rows, and the namespace holding the many Clusters (the simulator is stopped on return)."""
     namespace = prepare_small(sandbox)
-    deadline = time.monotonic() + 120
-    roles = client.CustomObjectsApi(sandbox.api)
-    while time.monotonic() < deadline:  # the roles are Ready: list_postgres_roles shows a settled state
-        items = roles.list_namespaced_custom_object(GROUP, VERSION, namespace, "pgrolerequests")["items"]
-        if all(any(c.get("type") == "Ready" and c.get("status") == "True"
-                   for c in (i.get("status") or {}).get("conditions") or []) for i in items):
-            break
-        time.sleep(0.5)
+    wait_roles_ready(sandbox, namespace)  # list_postgres_roles then shows a settled state
     rows: list[Row] = []
     for watch_cache in (False, True):
         rows += anyio.run(small_calls, sandbox, namespace, calls, watch_cache)

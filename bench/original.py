@@ -25,13 +25,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
-from kubernetes import client
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
 from bench.common import Row, median_ms, print_table
-from bench.gateway import prepare_small, stdio_gateway
-from bench.sandbox import GROUP, VERSION, Sandbox
+from bench.gateway import prepare_small, stdio_gateway, wait_roles_ready
+from bench.sandbox import Sandbox
 
 ENVIRONMENT = "CNPG_MCP_ORIGINAL"
 WARM_UP = 3
@@ -85,17 +84,6 @@ def run(sandbox: Sandbox, command: str | None, calls: int, namespace: str | None
         namespace = prepare_small(sandbox)
         wait_roles_ready(sandbox, namespace)
     return anyio.run(compare, sandbox, namespace, command, calls)
-
-
-def wait_roles_ready(sandbox: Sandbox, namespace: str, within: float = 120) -> None:
-    custom = client.CustomObjectsApi(sandbox.api)
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        items = custom.list_namespaced_custom_object(GROUP, VERSION, namespace, "pgrolerequests")["items"]
-        if all(any(c.get("type") == "Ready" and c.get("status") == "True"
-                   for c in (i.get("status") or {}).get("conditions") or []) for i in items):
-            return
-        time.sleep(0.5)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -84,6 +84,15 @@ def wait_all(intents: Intents, namespace: str, kinds: Iterable[str], predicate: 
     raise AssertionError(f"{len(pending)} intent(s) not {what} after {timeout:.0f}s: {pending[:10]}")
 
 
+def ready_cluster_and_client(intents: Intents, mcp_clients: Any, namespace: str, cluster: str) -> Any:
+    """A Ready one-instance cluster and an MCP session that has already listed it (the outage tests' start)."""
+    intents.create(CLUSTER, namespace, cluster, {"instances": 1})
+    intents.wait_ready(CLUSTER, namespace, cluster)
+    mcp = mcp_clients.open()
+    assert not mcp_clients.call(mcp, "list_postgres_clusters", {"namespace": namespace}).is_error
+    return mcp
+
+
 def wait_gone_all(intents: Intents, namespace: str, kind: str, names: Iterable[str], timeout: float) -> None:
     deadline = time.monotonic() + timeout
     left = set(names)

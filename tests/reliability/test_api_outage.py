@@ -24,6 +24,7 @@ from tests.reliability.helpers import (
     PasswordWatch,
     check_produced,
     is_ready,
+    ready_cluster_and_client,
     retrying,
     tool_error_code,
     wait_all,
@@ -45,10 +46,7 @@ def test_api_outage_mid_batch(
 ) -> None:
     token = secrets.token_hex(2)
     cluster = f"outage-{token}"
-    intents.create(CLUSTER, namespace, cluster, {"instances": 1})
-    intents.wait_ready(CLUSTER, namespace, cluster)
-    mcp = mcp_clients.open()
-    assert not mcp_clients.call(mcp, "list_postgres_clusters", {"namespace": namespace}).is_error
+    mcp = ready_cluster_and_client(intents, mcp_clients, namespace, cluster)
 
     roles = {f"{cluster}-r{i:02d}": f"out{i:02d}_{token}" for i in range(scale.restart_roles)}
     half_in = threading.Event()

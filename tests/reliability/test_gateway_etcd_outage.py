@@ -10,7 +10,7 @@ from typing import Any
 from devcluster.controlplane import ControlPlane
 from tests.integration.conftest import Intents
 from tests.reliability.conftest import McpClients, Row
-from tests.reliability.helpers import CLUSTER, SDK_PREFIX, tool_error_code
+from tests.reliability.helpers import SDK_PREFIX, ready_cluster_and_client, tool_error_code
 
 ANSWER_WITHIN_S = 5.0
 CONVERGE_WITHIN_S = 30.0  # the issue: everything converges within 30 s of the API returning
@@ -26,10 +26,7 @@ def test_every_tool_answers_quickly_while_etcd_is_down(
 ) -> None:
     token = secrets.token_hex(2)
     cluster = f"etcd-{token}"
-    intents.create(CLUSTER, namespace, cluster, {"instances": 1})
-    intents.wait_ready(CLUSTER, namespace, cluster)
-    mcp = mcp_clients.open()
-    assert not mcp_clients.call(mcp, "list_postgres_clusters", {"namespace": namespace}).is_error
+    mcp = ready_cluster_and_client(intents, mcp_clients, namespace, cluster)
 
     on_cluster = {"cluster_name": cluster, "namespace": namespace}
     named = {"name": cluster, "namespace": namespace}
